@@ -1,0 +1,63 @@
+"""Short store reads and writes the event workflow needs; run as local activities."""
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+
+from core.config import Settings
+from core.messages import (
+    DeliveryTarget,
+    MarkDeliveryInput,
+    PrepareReplayInput,
+    ResolveTargetsInput,
+    ResolveTargetsResult,
+)
+from core.retry import effective_schedule
+from store import queries
+from store.tables import Delivery, Endpoint, Event
+
+
+class RecordActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings):
+        self._sessions = sessions
+        self._settings = settings
+
+    def _target(self, delivery: Delivery, endpoint: Endpoint) -> DeliveryTarget:
+        return DeliveryTarget(
+            delivery_id=delivery.id,
+            endpoint_id=endpoint.id,
+            retry=effective_schedule(endpoint.retry, self._settings),
+            paused=endpoint.status == "paused",
+        )
+
+    @activity.defn
+    async def resolve_targets(self, input: ResolveTargetsInput) -> ResolveTargetsResult:
+        """The next page of subscribed endpoints, each with its delivery row (created once)."""
+        async with self._sessions() as session:
+            event = await session.get(Event, input.event_id)
+            if event is None:  # deleted with its application: nothing to deliver
+                return ResolveTargetsResult(targets=[])
+            pairs, next_after = await queries.ensure_deliveries(
+                session, event=event, after_endpoint_id=input.after_endpoint_id, limit=input.limit
+            )
+            targets = [self._target(d, e) for d, e in pairs if d.status in ("pending", "retrying", "paused")]
+            return ResolveTargetsResult(targets=targets, next_after=next_after)
+
+    @activity.defn
+    async def mark_delivery(self, input: MarkDeliveryInput) -> bool:
+        async with self._sessions() as session:
+            return await queries.set_delivery_status(
+                session,
+                delivery_id=input.delivery_id,
+                status=input.status,
+                only_from=("pending", "retrying", "paused"),
+                error=input.error,
+            )
+
+    @activity.defn
+    async def prepare_replay(self, input: PrepareReplayInput) -> list[DeliveryTarget]:
+        async with self._sessions() as session:
+            rows = await queries.restart_deliveries(
+                session, event_id=input.event_id, delivery_ids=input.delivery_ids, endpoint_id=input.endpoint_id
+            )
+            return [self._target(d, e) for d, e in rows]

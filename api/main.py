@@ -1,0 +1,86 @@
+"""The FastAPI application: routers, error shapes, and the resources it holds for its lifetime."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from temporalio.service import RPCError
+
+from api.deps import require_token, token_ok
+from api.limits import BodySizeLimit
+from api.routes import apps, deliveries, endpoints, event_types, events, health
+from core.config import Settings, get_settings
+from core.temporal import connect_temporal
+from services.publishing import TemporalUnavailable, UnknownApplication
+from store.db import create_schema, make_engine, make_sessionmaker
+
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        await create_schema(engine)
+        app.state.settings = settings
+        app.state.sessions = make_sessionmaker(engine)
+        # Lazy: the API starts and answers while Temporal is away, and reconnects when it is back.
+        app.state.temporal = await connect_temporal(settings, lazy=True)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Hookline",
+        version=VERSION,
+        description="Durable webhook delivery on Temporal.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def authenticate_first(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # Before the body is parsed, so an unauthenticated caller learns nothing from a 422.
+        if request.url.path.startswith("/v1") and not token_ok(settings, request.headers.get("authorization")):
+            return JSONResponse(
+                {"detail": "missing or invalid bearer token"},
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        readable = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errors[:5]
+        )
+        return JSONResponse(
+            {"detail": readable or "invalid request", "errors": jsonable_encoder(errors, exclude={"input", "ctx"})},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(UnknownApplication)
+    async def unknown_app(_request: Request, exc: UnknownApplication) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(TemporalUnavailable)
+    @app.exception_handler(RPCError)
+    async def temporal_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"the workflow service is unavailable, try again: {exc}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+
+    protected = [Depends(require_token)]
+    for module in (apps, event_types, endpoints, events, deliveries):
+        app.include_router(module.router, dependencies=protected)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,39 @@
+from fastapi import APIRouter, status
+from sqlmodel import select
+
+from api.deps import AppDep, PagingDep, SessionDep
+from api.schemas import AppCreate, AppOut, AppUpdate, Page
+from store import queries
+from store.tables import Application
+
+router = APIRouter(prefix="/v1/apps", tags=["applications"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=AppOut)
+async def create_app(body: AppCreate, session: SessionDep) -> Application:
+    """Create an application: one of your customers, owning endpoints and events."""
+    return await queries.create_app(session, name=body.name)
+
+
+@router.get("", response_model=Page[AppOut])
+async def list_apps(session: SessionDep, paging: PagingDep) -> dict:
+    rows, cursor = await queries.page_by_id(
+        session, select(Application), Application.id, limit=paging.limit, cursor=paging.cursor
+    )
+    return {"data": rows, "next_cursor": cursor}
+
+
+@router.get("/{app_id}", response_model=AppOut)
+async def get_app(app: AppDep) -> Application:
+    return app
+
+
+@router.patch("/{app_id}", response_model=AppOut)
+async def update_app(app: AppDep, body: AppUpdate, session: SessionDep) -> Application:
+    return await queries.save(session, app, body.model_dump(exclude_unset=True, exclude_none=True))
+
+
+@router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_app(app: AppDep, session: SessionDep) -> None:
+    """Delete the application with its endpoints, events, deliveries and attempts."""
+    await queries.delete_app(session, app=app)

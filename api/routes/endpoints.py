@@ -1,0 +1,131 @@
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, HTTPException, status
+from sqlmodel import select
+
+from api.deps import AppDep, EndpointDep, PagingDep, SessionDep, SettingsDep, TemporalDep
+from api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate
+from core.config import Settings
+from core.ids import new_id
+from core.retry import effective_schedule
+from core.signing import generate_secret
+from core.targets import is_private_address
+from services import operations
+from store import queries
+from store.tables import Endpoint, utcnow
+
+router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
+
+
+def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
+    return EndpointOut(
+        id=row.id, app_id=row.app_id, url=row.url, description=row.description, event_types=row.event_types,
+        status=row.status, disabled_reason=row.disabled_reason, retry=effective_schedule(row.retry, settings),
+        headers=row.headers, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _check_target(url: str, settings: Settings) -> None:
+    host = urlsplit(url).hostname or ""
+    if not settings.allow_private_targets and is_private_address(host):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"endpoint url points at a private address ({host}); set HOOKLINE_ALLOW_PRIVATE_TARGETS=true to allow",
+        )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointOut)
+async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep, settings: SettingsDep) -> EndpointOut:
+    """Subscribe a URL to the application's events. The secret is read with `GET …/secret`."""
+    url = str(body.url)
+    _check_target(url, settings)
+    now = utcnow()
+    row = Endpoint(
+        id=new_id("ep"), app_id=app.id, url=url, description=body.description, event_types=body.event_types,
+        secret=body.secret or generate_secret(), status="active",
+        retry=body.retry.model_dump(exclude_none=True) if body.retry else None,
+        headers=body.headers, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    await session.commit()
+    return endpoint_out(row, settings)
+
+
+@router.get("", response_model=Page[EndpointOut])
+async def list_endpoints(app: AppDep, session: SessionDep, paging: PagingDep, settings: SettingsDep) -> dict:
+    stmt = select(Endpoint).where(Endpoint.app_id == app.id)
+    rows, cursor = await queries.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.cursor)
+    return {"data": [endpoint_out(r, settings) for r in rows], "next_cursor": cursor}
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut)
+async def get_endpoint(endpoint: EndpointDep, settings: SettingsDep) -> EndpointOut:
+    return endpoint_out(endpoint, settings)
+
+
+@router.patch("/{endpoint_id}", response_model=EndpointOut)
+async def update_endpoint(
+    endpoint: EndpointDep, body: EndpointUpdate, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> EndpointOut:
+    """Change fields; `status` pauses, resumes, disables or re-enables the endpoint."""
+    changes = body.model_dump(exclude_unset=True)
+    if "url" in changes:
+        if changes["url"] is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="url cannot be null")
+        changes["url"] = str(body.url)
+        _check_target(changes["url"], settings)
+    if "retry" in changes:
+        changes["retry"] = body.retry.model_dump(exclude_none=True) if body.retry else None
+    new_status = changes.pop("status", None)
+    endpoint = await queries.save(session, endpoint, changes)
+    if new_status == "paused" or (new_status == "active" and endpoint.status == "paused"):
+        endpoint = await operations.set_paused(
+            session=session, client=client, settings=settings, endpoint=endpoint, paused=new_status == "paused"
+        )
+    elif new_status is not None:
+        endpoint = await queries.save(session, endpoint, {"status": new_status, "disabled_reason": None})
+    return endpoint_out(endpoint, settings)
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_endpoint(endpoint: EndpointDep, session: SessionDep) -> None:
+    """Delete the subscription; its pending deliveries end as dead letters."""
+    await queries.delete_endpoint(session, endpoint=endpoint)
+
+
+@router.get("/{endpoint_id}/secret", response_model=SecretOut)
+async def get_secret(endpoint: EndpointDep) -> SecretOut:
+    return SecretOut(secret=endpoint.secret)
+
+
+@router.post("/{endpoint_id}/secret/rotate", response_model=SecretOut)
+async def rotate_secret(
+    endpoint: EndpointDep, session: SessionDep, settings: SettingsDep, body: SecretRotate | None = None
+) -> SecretOut:
+    """New secret; the old one keeps signing beside it for `HOOKLINE_SECRET_ROTATION_GRACE_S`."""
+    new_secret = (body.secret if body else None) or generate_secret()
+    endpoint = await queries.rotate_secret(
+        session, endpoint=endpoint, new_secret=new_secret, grace=timedelta(seconds=settings.secret_rotation_grace_s)
+    )
+    return SecretOut(secret=endpoint.secret)
+
+
+@router.post("/{endpoint_id}/pause", response_model=EndpointOut)
+async def pause_endpoint(
+    endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> EndpointOut:
+    """No attempts reach a paused endpoint and none are burned; its deliveries wait as `paused`."""
+    endpoint = await operations.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=True)
+    return endpoint_out(endpoint, settings)
+
+
+@router.post("/{endpoint_id}/resume", response_model=EndpointOut)
+async def resume_endpoint(
+    endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> EndpointOut:
+    """Everything held for the endpoint goes out now."""
+    if endpoint.status == "disabled":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active to re-enable")
+    endpoint = await operations.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=False)
+    return endpoint_out(endpoint, settings)

@@ -1,0 +1,82 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, status
+from sqlmodel import select
+
+from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
+from api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
+from services import operations
+from services.publishing import SchemaViolation, publish_event
+from store import queries
+from store.tables import Event
+
+router = APIRouter(prefix="/v1/apps/{app_id}/events", tags=["events"])
+
+
+def event_out(event: Event, deliveries: list | None = None) -> EventOut:
+    return EventOut.model_validate({**event.model_dump(), "deliveries": deliveries})
+
+
+async def _event_or_404(session: SessionDep, app_id: str, event_id: str) -> Event:
+    event = await queries.get_event(session, app_id=app_id, event_id=event_id)
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} not found")
+    return event
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventOut)
+async def publish(
+    app: AppDep,
+    body: EventCreate,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256)] = None,
+) -> EventOut:
+    """Publish an event: it is recorded and its fan-out workflow started before this answers."""
+    try:
+        event, _ = await publish_event(
+            session=session, client=client, settings=settings, app_id=app.id,
+            type=body.type, data=body.data, idempotency_key=idempotency_key,
+        )
+    except SchemaViolation as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    return event_out(event)
+
+
+@router.get("", response_model=Page[EventOut])
+async def list_events(app: AppDep, session: SessionDep, paging: PagingDep) -> dict:
+    stmt = select(Event).where(Event.app_id == app.id)
+    rows, cursor = await queries.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.cursor)
+    return {"data": [event_out(r) for r in rows], "next_cursor": cursor}
+
+
+@router.get("/{event_id}", response_model=EventOut)
+async def get_event(app: AppDep, event_id: str, session: SessionDep) -> EventOut:
+    """The event with the current status of each of its deliveries."""
+    event = await _event_or_404(session, app.id, event_id)
+    deliveries = await queries.deliveries_of_event(session, event_id=event.id)
+    return event_out(event, [d.model_dump() for d in deliveries])
+
+
+@router.post("/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed)
+async def replay_event(
+    app: AppDep,
+    event_id: str,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+    body: EventReplay | None = None,
+) -> Replayed:
+    """Deliver the event again to all its endpoints, or to one."""
+    event = await _event_or_404(session, app.id, event_id)
+    endpoint_id = body.endpoint_id if body else None
+    deliveries = [
+        d for d in await queries.deliveries_of_event(session, event_id=event.id)
+        if endpoint_id is None or d.endpoint_id == endpoint_id
+    ]
+    if endpoint_id is not None and not deliveries:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to endpoint {endpoint_id}")
+    if deliveries:
+        await operations.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
+    return Replayed(replayed=len(deliveries))

@@ -1,0 +1,190 @@
+"""What the HTTP API takes and returns."""
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
+
+from core.event_types import FILTER_PATTERN, NAME_PATTERN
+from core.retry import RetryOverride, RetrySchedule
+from core.signing import is_valid_secret
+
+T = TypeVar("T")
+
+EventTypeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=256)]
+EventTypeFilter = Annotated[str, StringConstraints(pattern=FILTER_PATTERN, min_length=1, max_length=256)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Description = Annotated[str, StringConstraints(max_length=2048)]
+EndpointUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=128)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e\x80-\xff]*$", max_length=4096)]
+
+# Headers Hookline sets itself; an endpoint cannot override them.
+RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+
+# --- applications ---
+
+class AppCreate(Input):
+    name: Name
+
+
+class AppUpdate(Input):
+    name: Name | None = None
+
+
+class AppOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- event types ---
+
+class EventTypeCreate(Input):
+    name: EventTypeName
+    description: Description | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class EventTypeUpdate(Input):
+    description: Description | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class EventTypeOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str
+    description: str | None
+    schema_: dict[str, Any] | None = Field(serialization_alias="schema")
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- endpoints ---
+
+def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    if len(headers) > 20:
+        raise ValueError("at most 20 headers")
+    for name in headers:
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise ValueError(f"header {name!r} is set by Hookline and cannot be overridden")
+    return headers
+
+
+class EndpointFields(Input):
+    description: Description | None = None
+    event_types: Annotated[list[EventTypeFilter], Field(max_length=100)] | None = None
+    retry: RetryOverride | None = None
+    headers: dict[HeaderName, HeaderValue] | None = None
+
+    _headers = field_validator("headers")(_check_headers)
+
+
+def _check_secret(value: str | None) -> str | None:
+    if value is not None and not is_valid_secret(value):
+        raise ValueError("secret must be 'whsec_' followed by base64 of 24 to 64 bytes")
+    return value
+
+
+class EndpointCreate(EndpointFields):
+    url: EndpointUrl
+    secret: str | None = Field(default=None, max_length=200)
+
+    _secret = field_validator("secret")(_check_secret)
+
+
+class EndpointUpdate(EndpointFields):
+    url: EndpointUrl | None = None
+    status: Literal["active", "paused", "disabled"] | None = None
+
+
+class EndpointOut(BaseModel):
+    id: str
+    app_id: str
+    url: str
+    description: str | None
+    event_types: list[str] | None
+    status: str
+    disabled_reason: str | None
+    retry: RetrySchedule
+    headers: dict[str, str] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretOut(BaseModel):
+    secret: str
+
+
+class SecretRotate(Input):
+    secret: str | None = Field(default=None, max_length=200)
+
+    _secret = field_validator("secret")(_check_secret)
+
+
+# --- events and deliveries ---
+
+class EventCreate(Input):
+    type: EventTypeName
+    data: dict[str, Any]
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    endpoint_id: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    workflow_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventOut(BaseModel):
+    id: str
+    app_id: str
+    type: str
+    data: dict[str, Any]
+    idempotency_key: str | None
+    workflow_id: str
+    created_at: datetime
+    deliveries: list[DeliveryOut] | None = None
+
+
+class AttemptOut(BaseModel):
+    number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    response_body: str | None
+
+
+class EventReplay(Input):
+    endpoint_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class DeadLetterReplay(Input):
+    endpoint_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    since: datetime | None = None
+
+
+class Replayed(BaseModel):
+    replayed: int

@@ -1,0 +1,48 @@
+"""Every setting of Hookline, read once from `HOOKLINE_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".hookline")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "hookline"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int = 8233
+
+    admin_token: str | None = None
+    allow_private_targets: bool = False
+    max_body_bytes: int = 256 * 1024
+
+    delivery_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    retry_max_attempts: int = Field(default=13, ge=1, le=100)
+    retry_initial_interval_s: float = Field(default=5.0, gt=0)
+    retry_backoff_coefficient: float = Field(default=3.0, ge=1)
+    retry_max_interval_s: float = Field(default=6 * 3600.0, gt=0)
+    retry_after_max_s: float = Field(default=3600.0, gt=0)
+    fanout_window: int = Field(default=200, ge=1, le=1000)
+    secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
+    worker_max_concurrent_activities: int = Field(default=500, ge=1)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,17 @@
+"""Opaque, time-sortable ids with a readable prefix, and the workflow ids derived from them."""
+
+import secrets
+import time
+
+
+def new_id(prefix: str) -> str:
+    # Millisecond clock first so ids sort newest-last; lists page on the id alone.
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def event_workflow_id(event_id: str) -> str:
+    return f"event-{event_id}"
+
+
+def endpoint_operation_workflow_id(endpoint_id: str, operation: str, request_id: str) -> str:
+    return f"endpoint-{endpoint_id}-{operation}-{request_id}"

@@ -1,0 +1,109 @@
+"""Inputs and results of the workflows, activities and signals: ids and small values only.
+
+Bodies and secrets never enter Temporal: activities load them from the store by id.
+Every model gets new fields with defaults so running workflows keep decoding.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from core.retry import RetrySchedule
+
+
+class EventWorkflowInput(BaseModel):
+    event_id: str
+    app_id: str
+    event_type: str
+    # False when a replay starts a new run of a closed workflow: the run then waits for signals.
+    fan_out: bool = True
+    window: int = 200
+    delivery_timeout_s: float = 15.0
+    resolve_after: str | None = None
+
+
+class DeliveryTarget(BaseModel):
+    delivery_id: str
+    endpoint_id: str
+    retry: RetrySchedule
+    paused: bool = False
+
+
+class ResolveTargetsInput(BaseModel):
+    event_id: str
+    after_endpoint_id: str | None = None
+    limit: int = 200
+
+
+class ResolveTargetsResult(BaseModel):
+    targets: list[DeliveryTarget]
+    next_after: str | None = None
+
+
+class DeliverInput(BaseModel):
+    delivery_id: str
+    retry: RetrySchedule
+    timeout_s: float = 15.0
+
+
+class DeliverResult(BaseModel):
+    status_code: int
+
+
+class MarkDeliveryInput(BaseModel):
+    delivery_id: str
+    status: Literal["paused", "dead_lettered"]
+    error: str | None = None
+
+
+class ReplayRequest(BaseModel):
+    request_id: str
+    delivery_ids: list[str] | None = None
+    endpoint_id: str | None = None
+
+
+class PrepareReplayInput(BaseModel):
+    event_id: str
+    delivery_ids: list[str] | None = None
+    endpoint_id: str | None = None
+
+
+class EndpointSignal(BaseModel):
+    endpoint_id: str
+
+
+class DeliveryPageInput(BaseModel):
+    app_id: str | None = None
+    endpoint_id: str | None = None
+    statuses: list[str]
+    since: datetime | None = None
+    up_to_delivery_id: str | None = None
+    after_delivery_id: str | None = None
+    limit: int = 200
+
+
+class DeliveryRef(BaseModel):
+    delivery_id: str
+    event_id: str
+    app_id: str
+    event_type: str
+
+
+class DeliveryPage(BaseModel):
+    deliveries: list[DeliveryRef]
+    next_after: str | None = None
+
+
+class SignalPageInput(BaseModel):
+    deliveries: list[DeliveryRef]
+    operation: Literal["pause", "resume", "replay"]
+    endpoint_id: str | None = None
+    request_id: str
+
+
+class SweepInput(BaseModel):
+    operation: Literal["pause", "resume", "replay"]
+    request_id: str
+    page: DeliveryPageInput
+    reached: int = 0

@@ -1,0 +1,68 @@
+"""Publish events from a Python service that reaches Temporal and the store directly.
+
+    from producer import Producer
+
+    async with Producer.from_settings() as producer:
+        event = await producer.publish("app_…", "invoice.paid", {"id": "in_1"}, idempotency_key="in_1")
+
+It records the event and starts the same workflow the HTTP API does, with the same
+idempotency: a key seen before returns the first event and starts no second fan-out.
+"""
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from core.config import Settings, get_settings
+from core.temporal import connect_temporal
+from services.publishing import publish_event
+from store.db import create_schema, make_engine, make_sessionmaker
+from store.tables import Event
+
+
+class Producer:
+    def __init__(self, client: Client, engine: AsyncEngine, settings: Settings) -> None:
+        self._client = client
+        self._engine = engine
+        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        self._settings = settings
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> "Producer":
+        settings = settings or get_settings()
+        engine = make_engine(settings)
+        await create_schema(engine)
+        return cls(await connect_temporal(settings), engine, settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> "_Connecting":
+        return _Connecting(settings)
+
+    async def publish(self, app_id: str, type: str, data: dict, *, idempotency_key: str | None = None) -> Event:
+        async with self._sessions() as session:
+            event, _ = await publish_event(
+                session=session, client=self._client, settings=self._settings,
+                app_id=app_id, type=type, data=data, idempotency_key=idempotency_key,
+            )
+            return event
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+class _Connecting:
+    def __init__(self, settings: Settings | None) -> None:
+        self._settings = settings
+        self._producer: Producer | None = None
+
+    async def __aenter__(self) -> Producer:
+        self._producer = await Producer.connect(self._settings)
+        return self._producer
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._producer is not None
+        await self._producer.close()

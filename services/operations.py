@@ -1,0 +1,86 @@
+"""Operator controls: pause, resume and replay, each reaching the event workflows by signal."""
+
+import uuid
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from core.config import Settings
+from core.messages import DeliveryPageInput, ReplayRequest, SweepInput
+from store import queries
+from store.tables import Delivery, Endpoint, Event
+from workflows import dispatch
+from workflows.sweep import DeliverySweepWorkflow
+
+
+async def _sweep(client: Client, settings: Settings, *, operation: str, scope: str, page: DeliveryPageInput) -> str:
+    request_id = uuid.uuid4().hex
+    workflow_id = f"sweep-{operation}-{scope}-{request_id}"
+    await client.start_workflow(
+        DeliverySweepWorkflow.run,
+        SweepInput(operation=operation, request_id=request_id, page=page),  # type: ignore[arg-type]
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
+    return workflow_id
+
+
+async def set_paused(
+    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, paused: bool
+) -> Endpoint:
+    """Record the new status first: every delivery attempt reads it, signals only make it prompt."""
+    endpoint = await queries.save(session, endpoint, {"status": "paused" if paused else "active"})
+    statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
+    await _sweep(
+        client,
+        settings,
+        operation="pause" if paused else "resume",
+        scope=endpoint.id,
+        page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
+    )
+    return endpoint
+
+
+async def replay_event(
+    *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
+) -> None:
+    await dispatch.replay(
+        client,
+        settings,
+        event_id=event.id,
+        app_id=event.app_id,
+        event_type=event.type,
+        request=ReplayRequest(request_id=uuid.uuid4().hex, endpoint_id=endpoint_id, delivery_ids=delivery_ids),
+    )
+
+
+async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
+    await replay_event(client=client, settings=settings, event=event, delivery_ids=[delivery.id])
+
+
+async def replay_dead_letters(
+    *,
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    app_id: str,
+    endpoint_id: str | None,
+    since: datetime | None,
+) -> int:
+    """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
+    clauses = queries.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since)
+    up_to = await queries.newest_delivery_id(session, clauses=clauses)
+    if up_to is None:
+        return 0
+    count = await queries.count_deliveries(session, clauses=clauses + queries.delivery_filter(up_to_delivery_id=up_to))
+    await _sweep(
+        client,
+        settings,
+        operation="replay",
+        scope=app_id,
+        page=DeliveryPageInput(
+            app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since, up_to_delivery_id=up_to
+        ),
+    )
+    return count

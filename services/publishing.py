@@ -1,0 +1,68 @@
+"""Publishing an event: validate, record once, start its fan-out. Shared by the API and producers."""
+
+from jsonschema import Draft202012Validator
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from core.config import Settings
+from store import queries
+from store.tables import Event
+from workflows import dispatch
+
+
+class PublishRejected(Exception):
+    """The event was not accepted; nothing was recorded."""
+
+
+class UnknownApplication(PublishRejected):
+    pass
+
+
+class SchemaViolation(PublishRejected):
+    pass
+
+
+class TemporalUnavailable(PublishRejected):
+    pass
+
+
+def schema_errors(schema: dict, data: dict) -> list[str]:
+    validator = Draft202012Validator(schema)
+    return [
+        f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+async def publish_event(
+    *,
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    app_id: str,
+    type: str,
+    data: dict,
+    idempotency_key: str | None = None,
+) -> tuple[Event, bool]:
+    """(event, created). The same idempotency key again returns the first event, no second fan-out."""
+    if await queries.get_app(session, app_id=app_id) is None:
+        raise UnknownApplication(f"application {app_id} not found")
+    event_type = await queries.get_event_type(session, name=type)
+    if event_type is not None and event_type.json_schema is not None:
+        errors = schema_errors(event_type.json_schema, data)
+        if errors:
+            raise SchemaViolation(f"data does not match the schema of {type}: " + "; ".join(errors[:5]))
+    event, created = await queries.insert_event(
+        session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key
+    )
+    if event.dispatched:
+        return event, False
+    try:
+        await dispatch.start_fan_out(client, settings, event_id=event.id, app_id=event.app_id, event_type=event.type)
+    except RPCError as exc:
+        if created:
+            await queries.forget_event(session, event=event)
+        raise TemporalUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+    await queries.mark_dispatched(session, event=event)
+    return event, created

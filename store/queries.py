@@ -1,0 +1,368 @@
+"""Reads and writes of the store, as small keyword-only functions over one AsyncSession."""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.event_types import subscribed
+from core.ids import event_workflow_id, new_id
+from store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
+
+T = TypeVar("T")
+
+# Statuses a delivery is still being worked on in; the others are final until a replay.
+OPEN_STATUSES = ("pending", "retrying")
+
+
+async def page_by_id(
+    session: AsyncSession, stmt: Any, id_col: Any, *, limit: int, cursor: str | None
+) -> tuple[Sequence[Any], str | None]:
+    """Newest first, keyset-paged on the time-sortable id."""
+    if cursor:
+        stmt = stmt.where(id_col < cursor)
+    rows = (await session.exec(stmt.order_by(id_col.desc()).limit(limit + 1))).all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, getattr(rows[-1], id_col.key)
+    return rows, None
+
+
+# --- applications ---------------------------------------------------------------------------
+
+async def create_app(session: AsyncSession, *, name: str) -> Application:
+    now = utcnow()
+    app = Application(id=new_id("app"), name=name, created_at=now, updated_at=now)
+    session.add(app)
+    await session.commit()
+    return app
+
+
+async def get_app(session: AsyncSession, *, app_id: str) -> Application | None:
+    return await session.get(Application, app_id)
+
+
+async def delete_app(session: AsyncSession, *, app: Application) -> None:
+    """An application goes with everything it owns."""
+    delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
+    await session.exec(delete(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)))
+    await session.exec(delete(Delivery).where(Delivery.app_id == app.id))
+    await session.exec(delete(Event).where(Event.app_id == app.id))
+    await session.exec(delete(Endpoint).where(Endpoint.app_id == app.id))
+    await session.delete(app)
+    await session.commit()
+
+
+async def save(session: AsyncSession, row: T, changes: dict[str, Any]) -> T:
+    for key, value in changes.items():
+        setattr(row, key, value)
+    if hasattr(row, "updated_at"):
+        row.updated_at = utcnow()  # type: ignore[attr-defined]
+    session.add(row)
+    await session.commit()
+    return row
+
+
+# --- event types ------------------------------------------------------------------------------
+
+async def get_event_type(session: AsyncSession, *, name: str) -> EventType | None:
+    return (await session.exec(select(EventType).where(EventType.name == name))).first()
+
+
+async def create_event_type(
+    session: AsyncSession, *, name: str, description: str | None, json_schema: dict | None
+) -> EventType | None:
+    """None when the name is taken."""
+    now = utcnow()
+    row = EventType(
+        id=new_id("etp"), name=name, description=description, json_schema=json_schema,
+        created_at=now, updated_at=now,
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return row
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+async def get_endpoint(session: AsyncSession, *, app_id: str, endpoint_id: str) -> Endpoint | None:
+    endpoint = await session.get(Endpoint, endpoint_id)
+    return endpoint if endpoint is not None and endpoint.app_id == app_id else None
+
+
+async def delete_endpoint(session: AsyncSession, *, endpoint: Endpoint) -> None:
+    await session.delete(endpoint)
+    await session.commit()
+
+
+def live_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
+    """The current secret, plus the previous one while its rotation grace period lasts."""
+    secrets_ = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets_.append(endpoint.previous_secret)
+    return secrets_
+
+
+async def rotate_secret(
+    session: AsyncSession, *, endpoint: Endpoint, new_secret: str, grace: timedelta
+) -> Endpoint:
+    return await save(
+        session,
+        endpoint,
+        {
+            "previous_secret": endpoint.secret,
+            "previous_secret_expires_at": utcnow() + grace,
+            "secret": new_secret,
+        },
+    )
+
+
+# --- events -----------------------------------------------------------------------------------
+
+async def insert_event(
+    session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
+) -> tuple[Event, bool]:
+    """(event, created). A key seen before for this application returns the existing event."""
+    if idempotency_key is not None:
+        existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
+        if existing is not None:
+            return existing, False
+    event_id = new_id("evt")
+    event = Event(
+        id=event_id, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key,
+        workflow_id=event_workflow_id(event_id), created_at=utcnow(),
+    )
+    session.add(event)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Two publishes with one key raced; the first one wins.
+        await session.rollback()
+        assert idempotency_key is not None
+        existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return event, True
+
+
+async def get_event_by_key(session: AsyncSession, *, app_id: str, idempotency_key: str) -> Event | None:
+    stmt = select(Event).where(Event.app_id == app_id, Event.idempotency_key == idempotency_key)
+    return (await session.exec(stmt)).first()
+
+
+async def get_event(session: AsyncSession, *, app_id: str, event_id: str) -> Event | None:
+    event = await session.get(Event, event_id)
+    return event if event is not None and event.app_id == app_id else None
+
+
+async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
+    await session.exec(update(Event).where(Event.id == event.id).values(dispatched=True))
+    await session.commit()
+    event.dispatched = True
+
+
+async def forget_event(session: AsyncSession, *, event: Event) -> None:
+    """Undo a publish whose workflow could not be started, so the request changes nothing."""
+    await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))
+    await session.commit()
+
+
+# --- deliveries -------------------------------------------------------------------------------
+
+async def deliveries_of_event(session: AsyncSession, *, event_id: str) -> Sequence[Delivery]:
+    stmt = select(Delivery).where(Delivery.event_id == event_id).order_by(col(Delivery.id))
+    return (await session.exec(stmt)).all()
+
+
+async def get_delivery(session: AsyncSession, *, app_id: str, delivery_id: str) -> Delivery | None:
+    delivery = await session.get(Delivery, delivery_id)
+    return delivery if delivery is not None and delivery.app_id == app_id else None
+
+
+async def ensure_deliveries(
+    session: AsyncSession, *, event: Event, after_endpoint_id: str | None, limit: int, scan: int = 2000
+) -> tuple[list[tuple[Delivery, Endpoint]], str | None]:
+    """Create (once) the deliveries of the next page of subscribed endpoints.
+
+    Pages on endpoint id; returns the page's (delivery, endpoint) pairs and where to go on,
+    or None when every endpoint of the application has been seen.
+    """
+    found: list[Endpoint] = []
+    after = after_endpoint_id
+    scanned = 0
+    while len(found) < limit and scanned < scan:
+        stmt = select(Endpoint).where(Endpoint.app_id == event.app_id, Endpoint.status != "disabled")
+        if after:
+            stmt = stmt.where(Endpoint.id > after)
+        batch = (await session.exec(stmt.order_by(col(Endpoint.id)).limit(limit))).all()
+        if not batch:
+            after = None
+            break
+        scanned += len(batch)
+        for endpoint in batch:
+            after = endpoint.id
+            if subscribed(endpoint.event_types, event.type):
+                found.append(endpoint)
+            if len(found) >= limit:
+                break
+        if len(batch) < limit and len(found) < limit:
+            after = None
+            break
+    pairs = [(await _delivery_for(session, event, ep), ep) for ep in found]
+    await session.commit()
+    return pairs, after
+
+
+async def _delivery_for(session: AsyncSession, event: Event, endpoint: Endpoint) -> Delivery:
+    stmt = select(Delivery).where(Delivery.event_id == event.id, Delivery.endpoint_id == endpoint.id)
+    existing = (await session.exec(stmt)).first()
+    if existing is not None:
+        return existing
+    now = utcnow()
+    delivery = Delivery(
+        id=new_id("dlv"), app_id=event.app_id, event_id=event.id, endpoint_id=endpoint.id,
+        status="paused" if endpoint.status == "paused" else "pending",
+        workflow_id=event.workflow_id, created_at=now, updated_at=now,
+    )
+    session.add(delivery)
+    await session.flush()
+    return delivery
+
+
+async def set_delivery_status(
+    session: AsyncSession, *, delivery_id: str, status: str, only_from: Sequence[str], error: str | None = None
+) -> bool:
+    """Move a delivery to `status` if it is in one of `only_from`; False when it was not."""
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow(), "next_attempt_at": None}
+    if error is not None:
+        values["last_error"] = error
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id == delivery_id, col(Delivery.status).in_(only_from))
+        .values(**values)
+    )
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def restart_deliveries(
+    session: AsyncSession, *, event_id: str, delivery_ids: list[str] | None, endpoint_id: str | None
+) -> Sequence[tuple[Delivery, Endpoint]]:
+    """Reset the chosen deliveries of an event to `pending` with a fresh retry budget."""
+    stmt = (
+        select(Delivery, Endpoint)
+        .join(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
+        .where(Delivery.event_id == event_id)
+        .order_by(col(Delivery.id))
+    )
+    if delivery_ids is not None:
+        stmt = stmt.where(col(Delivery.id).in_(delivery_ids))
+    if endpoint_id is not None:
+        stmt = stmt.where(Delivery.endpoint_id == endpoint_id)
+    rows = (await session.exec(stmt)).all()
+    now = utcnow()
+    for delivery, endpoint in rows:
+        delivery.status = "paused" if endpoint.status == "paused" else "pending"
+        delivery.cycle_attempts = 0
+        delivery.next_attempt_at = None
+        delivery.updated_at = now
+        session.add(delivery)
+    await session.commit()
+    return rows
+
+
+async def record_attempt(
+    session: AsyncSession,
+    *,
+    delivery: Delivery,
+    attempt: Attempt,
+    status: str,
+    next_attempt_at: datetime | None,
+) -> None:
+    delivery.attempts += 1
+    delivery.cycle_attempts += 1
+    delivery.status = status
+    delivery.last_status_code = attempt.status_code
+    delivery.last_error = attempt.error
+    delivery.next_attempt_at = next_attempt_at
+    delivery.updated_at = utcnow()
+    attempt.number = delivery.attempts
+    session.add(delivery)
+    session.add(attempt)
+    await session.commit()
+
+
+async def list_attempts(
+    session: AsyncSession, *, delivery_id: str, limit: int, after_number: int
+) -> tuple[Sequence[Attempt], int | None]:
+    stmt = (
+        select(Attempt)
+        .where(Attempt.delivery_id == delivery_id, Attempt.number > after_number)
+        .order_by(col(Attempt.number))
+        .limit(limit + 1)
+    )
+    rows = (await session.exec(stmt)).all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1].number
+    return rows, None
+
+
+def delivery_filter(
+    *,
+    app_id: str | None = None,
+    endpoint_id: str | None = None,
+    statuses: Sequence[str] | None = None,
+    since: datetime | None = None,
+    up_to_delivery_id: str | None = None,
+) -> list[Any]:
+    clauses: list[Any] = []
+    if app_id is not None:
+        clauses.append(Delivery.app_id == app_id)
+    if endpoint_id is not None:
+        clauses.append(Delivery.endpoint_id == endpoint_id)
+    if statuses:
+        clauses.append(col(Delivery.status).in_(statuses))
+    if since is not None:
+        clauses.append(col(Delivery.updated_at) >= since)
+    if up_to_delivery_id is not None:
+        clauses.append(col(Delivery.id) <= up_to_delivery_id)
+    return clauses
+
+
+async def count_deliveries(session: AsyncSession, *, clauses: list[Any]) -> int:
+    stmt = select(func.count()).select_from(Delivery).where(*clauses)
+    return int((await session.exec(stmt)).one())
+
+
+async def newest_delivery_id(session: AsyncSession, *, clauses: list[Any]) -> str | None:
+    stmt = select(func.max(Delivery.id)).where(*clauses)
+    return (await session.exec(stmt)).one()
+
+
+async def delivery_refs_page(
+    session: AsyncSession, *, clauses: list[Any], after_delivery_id: str | None, limit: int
+) -> Sequence[tuple[Delivery, Event]]:
+    """Oldest first, so a durable operation walks forward and can resume where it stopped."""
+    stmt = (
+        select(Delivery, Event)
+        .join(Event, col(Event.id) == col(Delivery.event_id))
+        .where(*clauses)
+        .order_by(col(Delivery.id))
+        .limit(limit)
+    )
+    if after_delivery_id is not None:
+        stmt = stmt.where(col(Delivery.id) > after_delivery_id)
+    return (await session.exec(stmt)).all()
+

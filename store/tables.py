@@ -1,0 +1,113 @@
+"""The SQLModel tables: the record of applications, subscriptions, events and every delivery attempt."""
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back zone-aware, on SQLite (which drops zones) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None:
+            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kw))
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "applications"
+    id: str = Field(primary_key=True)
+    name: str
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class EventType(SQLModel, table=True):
+    __tablename__ = "event_types"
+    id: str = Field(primary_key=True)
+    name: str = Field(unique=True, index=True)
+    description: str | None = None
+    json_schema: dict | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Endpoint(SQLModel, table=True):
+    __tablename__ = "endpoints"
+    id: str = Field(primary_key=True)
+    app_id: str = Field(foreign_key="applications.id", index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = None
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    secret: str
+    previous_secret: str | None = None
+    previous_secret_expires_at: datetime | None = _ts(nullable=True)
+    status: str = "active"
+    disabled_reason: str | None = None
+    retry: dict | None = Field(default=None, sa_column=Column(JSON))
+    headers: dict | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("app_id", "idempotency_key"),)
+    id: str = Field(primary_key=True)
+    app_id: str = Field(foreign_key="applications.id", index=True)
+    type: str = Field(index=True)
+    data: dict = Field(sa_column=Column(JSON, nullable=False))
+    idempotency_key: str | None = None
+    workflow_id: str
+    # Set once the fan-out workflow is known to be started.
+    dispatched: bool = False
+    created_at: datetime = _ts(nullable=False)
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)
+    id: str = Field(primary_key=True)
+    app_id: str = Field(index=True)
+    event_id: str = Field(foreign_key="events.id", index=True)
+    endpoint_id: str = Field(index=True)
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    # Attempts since the last (re)start of this delivery, against its retry budget.
+    cycle_attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    workflow_id: str
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(foreign_key="deliveries.id", index=True)
+    number: int
+    started_at: datetime = _ts(nullable=False)
+    duration_ms: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    response_body: str | None = Field(default=None, sa_column=Column(Text))

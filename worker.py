@@ -1,0 +1,71 @@
+"""The worker process: settings → Temporal client + store + HTTP clients → Worker."""
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.worker import Worker
+
+from activities.delivery import DeliveryActivities
+from activities.http import ClientPool
+from activities.records import RecordActivities
+from activities.sweep import SweepActivities
+from core.config import Settings, get_settings
+from core.temporal import connect_temporal
+from store.db import create_schema, make_engine, make_sessionmaker
+from workflows.event import EventWorkflow
+from workflows.sweep import DeliverySweepWorkflow
+
+log = logging.getLogger("hookline.worker")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    engine = make_engine(settings)
+    await create_schema(engine)
+    sessions = make_sessionmaker(engine)
+    http = ClientPool()
+    client = await connect_temporal(settings, wait_s=120)
+    delivery = DeliveryActivities(sessions, http, settings)
+    records = RecordActivities(sessions, settings)
+    sweep = SweepActivities(client, sessions, settings)
+    try:
+        async with Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[EventWorkflow, DeliverySweepWorkflow],
+            activities=[
+                delivery.deliver,
+                records.resolve_targets,
+                records.mark_delivery,
+                records.prepare_replay,
+                sweep.page_deliveries,
+                sweep.signal_page,
+            ],
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+            max_concurrent_local_activities=settings.worker_max_concurrent_activities,
+            graceful_shutdown_timeout=timedelta(seconds=settings.delivery_timeout_s + 5),
+        ):
+            log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(get_settings(), stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

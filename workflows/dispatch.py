@@ -1,0 +1,77 @@
+"""How the rest of Hookline reaches event workflows: start, replay, pause and resume by signal."""
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.config import Settings
+from core.ids import event_workflow_id
+from core.messages import EndpointSignal, EventWorkflowInput, ReplayRequest
+from core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
+from workflows.event import REPLAY_SIGNAL, EventWorkflow
+
+
+def _input(settings: Settings, *, event_id: str, app_id: str, event_type: str, fan_out: bool) -> EventWorkflowInput:
+    return EventWorkflowInput(
+        event_id=event_id,
+        app_id=app_id,
+        event_type=event_type,
+        fan_out=fan_out,
+        window=settings.fanout_window,
+        delivery_timeout_s=settings.delivery_timeout_s,
+    )
+
+
+def _search_attributes(app_id: str, event_type: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(APP_ID_ATTR, app_id), SearchAttributePair(EVENT_TYPE_ATTR, event_type)])
+
+
+async def start_fan_out(client: Client, settings: Settings, *, event_id: str, app_id: str, event_type: str) -> None:
+    """Start the event's workflow once; a second call for the same event starts nothing."""
+    try:
+        await client.start_workflow(
+            EventWorkflow.run,
+            _input(settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=True),
+            id=event_workflow_id(event_id),
+            task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=_search_attributes(app_id, event_type),
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # it ran and closed already: the fan-out happened
+
+
+async def replay(
+    client: Client, settings: Settings, *, event_id: str, app_id: str, event_type: str, request: ReplayRequest
+) -> None:
+    """Signal the running workflow, or start a new run under the same id that takes the signal."""
+    await client.start_workflow(
+        EventWorkflow.run,
+        _input(settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=False),
+        id=event_workflow_id(event_id),
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal=REPLAY_SIGNAL,
+        start_signal_args=[request],
+        search_attributes=_search_attributes(app_id, event_type),
+    )
+
+
+async def signal_endpoint(client: Client, *, event_id: str, endpoint_id: str, pause: bool) -> bool:
+    """Tell a running event workflow an endpoint was paused or resumed; False if it has closed."""
+    handle = client.get_workflow_handle_for(EventWorkflow.run, event_workflow_id(event_id))
+    signal = EventWorkflow.pause_endpoint if pause else EventWorkflow.resume_endpoint
+    try:
+        await handle.signal(signal, EndpointSignal(endpoint_id=endpoint_id))
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

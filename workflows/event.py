@@ -1,0 +1,183 @@
+"""One workflow per event: resolve the subscribed endpoints, deliver to each, take signals.
+
+Deterministic orchestration only; every read and write happens in activities.
+"""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, DeliveryActivities
+    from activities.records import RecordActivities
+    from core.messages import (
+        DeliverInput,
+        DeliveryTarget,
+        EndpointSignal,
+        EventWorkflowInput,
+        MarkDeliveryInput,
+        PrepareReplayInput,
+        ReplayRequest,
+        ResolveTargetsInput,
+    )
+    from core.temporal import ENDPOINT_IDS_ATTR
+    from workflows.policies import (
+        DELIVERY_TIMEOUT_SLACK,
+        PAUSE_RECHECK,
+        STORE_RETRY,
+        STORE_TIMEOUT,
+        delivery_retry_policy,
+    )
+
+# Named, because signal-with-start takes the signal by name.
+REPLAY_SIGNAL = "replay"
+
+# The Web UI filter needs a few ids, not thousands: the search attribute has a size limit.
+MAX_ENDPOINT_IDS_ATTR = 100
+
+
+@workflow.defn
+class EventWorkflow:
+    @workflow.init
+    def __init__(self, input: EventWorkflowInput) -> None:
+        self._input = input
+        self._window = asyncio.Semaphore(input.window)
+        self._paused_endpoints: set[str] = set()
+        self._replays: list[ReplayRequest] = []
+        self._seen_requests: set[str] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: dict[str, tuple[str, workflow.ActivityHandle]] = {}
+        self._endpoint_ids: list[str] = []
+
+    @workflow.run
+    async def run(self, input: EventWorkflowInput) -> None:
+        if input.fan_out:
+            after = input.resolve_after
+            while True:
+                page = await workflow.execute_local_activity_method(
+                    RecordActivities.resolve_targets,
+                    ResolveTargetsInput(event_id=input.event_id, after_endpoint_id=after, limit=input.window),
+                    start_to_close_timeout=STORE_TIMEOUT,
+                    retry_policy=STORE_RETRY,
+                )
+                self._note_endpoints(page.targets)
+                for target in page.targets:
+                    self._launch(target)
+                if page.next_after is None:
+                    break
+                after = page.next_after
+        while True:
+            await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks)
+            if not self._replays:
+                break
+            await self._start_replay(self._replays.pop(0))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @workflow.signal
+    def pause_endpoint(self, signal: EndpointSignal) -> None:
+        self._paused_endpoints.add(signal.endpoint_id)
+        self._cancel_in_flight(endpoint_id=signal.endpoint_id)
+
+    @workflow.signal
+    def resume_endpoint(self, signal: EndpointSignal) -> None:
+        self._paused_endpoints.discard(signal.endpoint_id)
+
+    @workflow.signal(name=REPLAY_SIGNAL)
+    def replay(self, request: ReplayRequest) -> None:
+        if request.request_id in self._seen_requests:
+            return
+        self._seen_requests.add(request.request_id)
+        self._replays.append(request)
+
+    async def _start_replay(self, request: ReplayRequest) -> None:
+        targets = await workflow.execute_local_activity_method(
+            RecordActivities.prepare_replay,
+            PrepareReplayInput(
+                event_id=self._input.event_id, delivery_ids=request.delivery_ids, endpoint_id=request.endpoint_id
+            ),
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
+        self._note_endpoints(targets)
+        restart = {t.delivery_id for t in targets}
+        # A delivery still waiting out a backoff goes again now, with its fresh budget.
+        self._cancel_in_flight(delivery_ids=restart)
+        for target in targets:
+            if target.delivery_id not in self._tasks:
+                self._launch(target)
+
+    def _launch(self, target: DeliveryTarget) -> None:
+        if target.paused:
+            self._paused_endpoints.add(target.endpoint_id)
+        self._tasks[target.delivery_id] = asyncio.create_task(self._deliver(target))
+
+    async def _deliver(self, target: DeliveryTarget) -> None:
+        try:
+            while not await self._deliver_once(target):
+                pass
+        finally:
+            del self._tasks[target.delivery_id]
+
+    async def _deliver_once(self, target: DeliveryTarget) -> bool:
+        """One activity run (with its retries); False when it must go again after a pause or replay."""
+        if target.endpoint_id in self._paused_endpoints:
+            await self._mark(target.delivery_id, "paused")
+            try:
+                await workflow.wait_condition(
+                    lambda: target.endpoint_id not in self._paused_endpoints, timeout=PAUSE_RECHECK
+                )
+            except asyncio.TimeoutError:
+                # Let the activity look at the endpoint: it stops at once, with no attempt, if still paused.
+                self._paused_endpoints.discard(target.endpoint_id)
+        async with self._window:
+            handle = workflow.start_activity_method(
+                DeliveryActivities.deliver,
+                DeliverInput(
+                    delivery_id=target.delivery_id, retry=target.retry, timeout_s=self._input.delivery_timeout_s
+                ),
+                start_to_close_timeout=timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK,
+                retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED]),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+            self._in_flight[target.delivery_id] = (target.endpoint_id, handle)
+            try:
+                await handle
+                return True
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, CancelledError):
+                    return False
+                if isinstance(cause, ApplicationError) and cause.type == ENDPOINT_PAUSED:
+                    self._paused_endpoints.add(target.endpoint_id)
+                    return False
+                if isinstance(cause, ApplicationError) and cause.type == DEAD_LETTERED:
+                    return True
+                # Temporal gave up (attempts lost to crashes or timeouts): keep it as a dead letter.
+                await self._mark(target.delivery_id, "dead_lettered", error=str(cause or err))
+                return True
+            finally:
+                self._in_flight.pop(target.delivery_id, None)
+
+    def _cancel_in_flight(self, *, endpoint_id: str | None = None, delivery_ids: set[str] | None = None) -> None:
+        """Cancel activity runs so they go again at once (a run in backoff is cancelled at once)."""
+        for delivery_id, (target_endpoint, handle) in list(self._in_flight.items()):
+            if target_endpoint == endpoint_id or (delivery_ids is not None and delivery_id in delivery_ids):
+                handle.cancel()
+
+    async def _mark(self, delivery_id: str, status: str, error: str | None = None) -> None:
+        await workflow.execute_local_activity_method(
+            RecordActivities.mark_delivery,
+            MarkDeliveryInput(delivery_id=delivery_id, status=status, error=error),  # type: ignore[arg-type]
+            start_to_close_timeout=STORE_TIMEOUT,
+            retry_policy=STORE_RETRY,
+        )
+
+    def _note_endpoints(self, targets: list[DeliveryTarget]) -> None:
+        fresh = [t.endpoint_id for t in targets if t.endpoint_id not in self._endpoint_ids]
+        room = MAX_ENDPOINT_IDS_ATTR - len(self._endpoint_ids)
+        if fresh and room > 0:
+            self._endpoint_ids.extend(fresh[:room])
+            workflow.upsert_search_attributes([ENDPOINT_IDS_ATTR.value_set(list(self._endpoint_ids))])
+
