@@ -1,0 +1,90 @@
+"""Session fixtures: one real stack on SQLite and one on PostgreSQL, shared by the tests.
+
+Tests isolate themselves by creating their own application (tenants never see each other),
+so one Temporal server, worker and API per database serve the whole session.
+"""
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer
+
+
+@pytest.fixture(scope="session")
+def work_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="hookline-tests-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def temporal(work_dir: Path) -> Iterator[TemporalServer]:
+    server = TemporalServer(work_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(work_dir: Path) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(work_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+def _stack(temporal: TemporalServer, database_url: str, work_dir: Path) -> Iterator[Stack]:
+    stack = Stack(temporal=temporal, database_url=database_url, work_dir=work_dir)
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    yield from _stack(temporal, f"sqlite:///{work_dir / 'hookline.db'}", work_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres_stack(temporal: TemporalServer, postgres: PostgresCluster, work_dir: Path) -> Iterator[Stack]:
+    yield from _stack(temporal, postgres.create_database(), work_dir)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    """The core flow runs on both databases."""
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+@pytest.fixture
+async def api(sqlite_stack: Stack) -> AsyncIterator[ApiClient]:
+    client = ApiClient(sqlite_stack.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def any_api(any_stack: Stack) -> AsyncIterator[ApiClient]:
+    client = ApiClient(any_stack.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def path() -> str:
+    """A receiver path of this test's own."""
+    import uuid
+
+    return f"/hook/{uuid.uuid4().hex[:12]}"
