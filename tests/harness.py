@@ -163,6 +163,8 @@ class Stack:
             "HOOKLINE_ADMIN_TOKEN": TOKEN,
             "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
             "HOOKLINE_DELIVERY_TIMEOUT_S": "2",
+            # Short enough for a test to see the old secret stop signing.
+            "HOOKLINE_SECRET_ROTATION_GRACE_S": "4",
             **self.extra_env,
         }
 
