@@ -1,0 +1,74 @@
+"""Record event-workflow histories for the replay test: `python -m tests.record_histories`.
+
+Run it after a deliberate change to workflow code, once the change is made safe for running
+workflows (`workflow.patched`), and commit the new files beside the old ones: the replay test
+then proves that the new code still replays what the old code wrote.
+"""
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from temporalio.client import Client
+
+from core.config import Settings
+from core.temporal import connect_temporal
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, wait_for
+
+OUT = Path(__file__).parent / "histories"
+RETRY = {"max_attempts": 2, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+
+
+async def record(stack: Stack, receiver: Receiver) -> None:
+    api = ApiClient(stack.url)
+    client = await connect_temporal(Settings(temporal_address=stack.temporal.address))
+    app_id = await api.create_app()
+    ok = await api.create_endpoint(app_id, receiver.url("/ok"), retry=RETRY)
+    receiver.set("/dead", 500)
+    await api.create_endpoint(app_id, receiver.url("/dead"), retry=RETRY)
+    paused = await api.create_endpoint(app_id, receiver.url("/paused"), retry=RETRY, event_types=["held.*"])
+
+    delivered = await api.publish(app_id, "order.created", {"n": 1})
+    await api.wait_event(app_id, delivered["id"])
+    await asyncio.sleep(1)
+    await save(client, "fan_out_retry_dead_letter", delivered)
+    receiver.set("/dead", 200)
+    dead = [d for d in (await api.event(app_id, delivered["id"]))["deliveries"] if d["endpoint_id"] != ok["id"]]
+    await api.http.post(f"/v1/apps/{app_id}/deliveries/{dead[0]['id']}/replay")
+    await wait_for(lambda: len(receiver.at("/dead")) == 3)
+
+    base = f"/v1/apps/{app_id}/endpoints/{paused['id']}"
+    await api.http.post(base + "/pause")
+    held = await api.publish(app_id, "held.one", {"n": 2})
+    await api.wait_event(app_id, held["id"], lambda e: "paused" in [d["status"] for d in e["deliveries"]])
+    await api.http.post(base + "/resume")
+    await api.wait_event(app_id, held["id"])
+
+    await asyncio.sleep(2)
+    await save(client, "replay_after_close", delivered)
+    await save(client, "pause_resume", held)
+    await api.aclose()
+
+
+async def save(client: Client, name: str, event: dict) -> None:
+    """The newest run of the event's workflow."""
+    history = await client.get_workflow_handle(event["workflow_id"]).fetch_history()
+    (OUT / f"{name}.json").write_text(history.to_json())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        temporal = TemporalServer(work).start()
+        receiver = Receiver()
+        stack = Stack(temporal=temporal, database_url=f"sqlite:///{work / 'h.db'}", work_dir=work).start()
+        try:
+            asyncio.run(record(stack, receiver))
+        finally:
+            stack.stop()
+            temporal.stop()
+            receiver.close()
+
+
+if __name__ == "__main__":
+    main()

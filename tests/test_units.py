@@ -1,0 +1,98 @@
+"""Unit tests of single pure functions: the schedule, signatures, address checks, matching."""
+
+import base64
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from activities.http import retry_after_seconds
+from core.config import Settings
+from core.event_types import is_valid_filter, subscribed
+from core.retry import RetrySchedule, default_schedule, effective_schedule
+from core.signing import generate_secret, is_valid_secret, signature_header
+from core.targets import is_private_address
+
+
+def test_default_schedule_spans_more_than_a_day() -> None:
+    schedule = default_schedule(Settings())
+    assert schedule.total_span_s() > 24 * 3600
+    assert schedule.delay_after(1) == Settings().retry_initial_interval_s
+    assert max(schedule.delay_after(n) for n in range(1, 40)) == Settings().retry_max_interval_s
+
+
+def test_override_keeps_unset_fields_from_defaults() -> None:
+    s = Settings()
+    merged = effective_schedule({"max_attempts": 3, "initial_interval_s": None}, s)
+    assert merged == RetrySchedule(
+        max_attempts=3, initial_interval_s=s.retry_initial_interval_s,
+        backoff_coefficient=s.retry_backoff_coefficient, max_interval_s=s.retry_max_interval_s,
+    )
+
+
+def test_signature_header_verifies_with_each_live_secret() -> None:
+    old, new = generate_secret(), generate_secret()
+    now = datetime.now(timezone.utc)
+    body = '{"id":"evt_1","type":"a.b","timestamp":"x","data":{}}'
+    header = signature_header([new, old], "evt_1", now, body)
+    headers = {"webhook-id": "evt_1", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": header}
+    assert len(header.split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(body, headers)["id"] == "evt_1"
+
+
+def test_secret_format() -> None:
+    assert is_valid_secret(generate_secret())
+    assert not is_valid_secret("whsec_" + base64.b64encode(b"short").decode())
+    assert not is_valid_secret("sk_" + base64.b64encode(b"x" * 32).decode())
+    assert not is_valid_secret("whsec_not base64!!")
+
+
+@pytest.mark.parametrize(
+    "host, private",
+    [
+        ("127.0.0.1", True), ("localhost", True), ("api.localhost", True), ("10.1.2.3", True),
+        ("192.168.0.1", True), ("169.254.169.254", True), ("[::1]", True), ("::ffff:127.0.0.1", True),
+        ("0.0.0.0", True), ("93.184.216.34", False), ("example.com", False),
+    ],
+)
+def test_private_addresses(host: str, private: bool) -> None:
+    assert is_private_address(host) is private
+
+
+@pytest.mark.parametrize(
+    "filters, event_type, expected",
+    [
+        (None, "anything.at.all", True),
+        (["invoice.*"], "invoice.paid", True),
+        (["invoice.*"], "invoice.refund.created", True),
+        (["invoice.*"], "invoices.paid", False),
+        (["invoice.paid"], "invoice.paid.v2", False),
+        (["*"], "user.created", True),
+        ([], "user.created", False),
+    ],
+)
+def test_subscription_matching(filters: list[str] | None, event_type: str, expected: bool) -> None:
+    assert subscribed(filters, event_type) is expected
+
+
+def test_filter_patterns() -> None:
+    assert is_valid_filter("invoice.*") and is_valid_filter("*")
+    for bad in ("", "a..b", "a b", "../x", "a.[b]"):
+        assert not is_valid_filter(bad)
+
+
+def test_retry_after_seconds_and_dates() -> None:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def resp(value: str | None) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": value} if value is not None else {})
+
+    assert retry_after_seconds(resp("7"), now) == 7
+    assert retry_after_seconds(resp("Thu, 01 Jan 2026 00:00:30 GMT"), now) == 30
+    assert retry_after_seconds(resp("Wed, 31 Dec 2025 23:00:00 GMT"), now) == 0  # in the past
+    assert retry_after_seconds(resp("soon"), now) is None
+    assert retry_after_seconds(resp(None), now) is None
+    assert retry_after_seconds(resp("-5"), now) is None
+    assert now + timedelta(seconds=1) > now
