@@ -23,6 +23,10 @@ USER_AGENT = "Hookline/0.1.0"
 # ApplicationError types the event workflow tells apart.
 ENDPOINT_PAUSED = "EndpointPaused"
 DEAD_LETTERED = "DeadLettered"
+NOT_YET_DUE = "NotYetDue"
+
+# Temporal schedules retries in whole seconds; an attempt this close to its time is due.
+DUE_TOLERANCE = timedelta(seconds=1.5)
 
 
 def envelope(event: Event) -> str:
@@ -64,6 +68,12 @@ class DeliveryActivities:
                 raise ApplicationError("endpoint is paused", type=ENDPOINT_PAUSED, non_retryable=True)
             if endpoint.status == "disabled":
                 await self._close(session, delivery, "endpoint is disabled")
+            now = datetime.now(timezone.utc)
+            if delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
+                # A run that took over this delivery mid-backoff: wait out the rest, burn no attempt.
+                raise ApplicationError(
+                    "next attempt not due yet", type=NOT_YET_DUE, next_retry_delay=delivery.next_attempt_at - now
+                )
             if not self._settings.allow_private_targets and await resolves_to_private(endpoint.url):
                 await self._close(session, delivery, "endpoint resolves to a private address")
             await self._attempt(session, delivery, endpoint, event, input)

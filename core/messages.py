@@ -12,6 +12,13 @@ from pydantic import BaseModel
 from core.retry import RetrySchedule
 
 
+class DeliveryTarget(BaseModel):
+    delivery_id: str
+    endpoint_id: str
+    retry: RetrySchedule
+    paused: bool = False
+
+
 class EventWorkflowInput(BaseModel):
     event_id: str
     app_id: str
@@ -20,14 +27,13 @@ class EventWorkflowInput(BaseModel):
     fan_out: bool = True
     window: int = 200
     delivery_timeout_s: float = 15.0
+    # What a run hands to the next one when its history grows long (continue-as-new):
+    # where endpoint resolution stopped, the deliveries still open, and the signals' state.
     resolve_after: str | None = None
-
-
-class DeliveryTarget(BaseModel):
-    delivery_id: str
-    endpoint_id: str
-    retry: RetrySchedule
-    paused: bool = False
+    carried: list[DeliveryTarget] = []
+    paused_endpoints: list[str] = []
+    pending_replays: list["ReplayRequest"] = []
+    endpoint_ids: list[str] = []
 
 
 class ResolveTargetsInput(BaseModel):
@@ -107,3 +113,6 @@ class SweepInput(BaseModel):
     request_id: str
     page: DeliveryPageInput
     reached: int = 0
+
+
+EventWorkflowInput.model_rebuild()

@@ -69,10 +69,11 @@ class Proc:
 
 
 class TemporalServer:
-    def __init__(self, work_dir: Path, db_file: Path | None = None) -> None:
+    def __init__(self, work_dir: Path, db_file: Path | None = None, dynamic_config: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.db_file = db_file
         self.work_dir = work_dir
+        self.dynamic_config = dynamic_config or {}
         self.proc: Proc | None = None
 
     @property
@@ -81,6 +82,8 @@ class TemporalServer:
 
     def start(self) -> TemporalServer:
         cmd = dev_server_command(port=self.port, ui_port=None, db_file=self.db_file)
+        for key, value in self.dynamic_config.items():
+            cmd += ["--dynamic-config-value", f"{key}={value}"]
         self.proc = Proc("temporal", cmd, dict(os.environ), self.work_dir).start()
         wait_for_port(self.port, 60, self.proc.proc)
         return self

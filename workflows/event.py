@@ -1,13 +1,15 @@
 """One workflow per event: resolve the subscribed endpoints, deliver to each, take signals.
 
-Deterministic orchestration only; every read and write happens in activities.
+Deterministic orchestration only; every read and write happens in activities. When the
+history grows long, the run hands its open deliveries to a new run (continue-as-new), so an
+event with thousands of endpoints, or one replayed for months, stays within Temporal's limits.
 """
 
 import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, DeliveryActivities
@@ -44,32 +46,42 @@ class EventWorkflow:
     def __init__(self, input: EventWorkflowInput) -> None:
         self._input = input
         self._window = asyncio.Semaphore(input.window)
-        self._paused_endpoints: set[str] = set()
-        self._replays: list[ReplayRequest] = []
+        self._paused_endpoints: set[str] = set(input.paused_endpoints)
+        self._replays: list[ReplayRequest] = list(input.pending_replays)
         self._seen_requests: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_flight: dict[str, tuple[str, workflow.ActivityHandle]] = {}
-        self._endpoint_ids: list[str] = []
+        self._held = 0  # tasks waiting on a paused endpoint
+        self._endpoint_ids: list[str] = list(input.endpoint_ids)
+        self._handing_over = False
+        self._carry: list[DeliveryTarget] = []
 
     @workflow.run
     async def run(self, input: EventWorkflowInput) -> None:
-        if input.fan_out:
-            after = input.resolve_after
-            while True:
-                page = await workflow.execute_local_activity_method(
-                    RecordActivities.resolve_targets,
-                    ResolveTargetsInput(event_id=input.event_id, after_endpoint_id=after, limit=input.window),
-                    start_to_close_timeout=STORE_TIMEOUT,
-                    retry_policy=STORE_RETRY,
-                )
-                self._note_endpoints(page.targets)
-                for target in page.targets:
-                    self._launch(target)
-                if page.next_after is None:
-                    break
-                after = page.next_after
+        for target in input.carried:
+            self._launch(target)
+        after = input.resolve_after
+        resolving = input.fan_out
+        while resolving and not self._long_history():
+            page = await workflow.execute_local_activity_method(
+                RecordActivities.resolve_targets,
+                ResolveTargetsInput(event_id=input.event_id, after_endpoint_id=after, limit=input.window),
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+            )
+            self._note_endpoints(page.targets)
+            for target in page.targets:
+                self._launch(target)
+            after = page.next_after
+            resolving = after is not None
+            # Resolve ahead of the window by one page at most: bounded memory and history.
+            await workflow.wait_condition(
+                lambda: len(self._tasks) - self._held < 2 * input.window or self._long_history()
+            )
         while True:
-            await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks)
+            await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks or self._long_history())
+            if self._long_history():
+                await self._hand_over(resolve_after=after if resolving else None)
             if not self._replays:
                 break
             await self._start_replay(self._replays.pop(0))
@@ -91,6 +103,28 @@ class EventWorkflow:
         self._seen_requests.add(request.request_id)
         self._replays.append(request)
 
+    def _long_history(self) -> bool:
+        return workflow.info().is_continue_as_new_suggested()
+
+    async def _hand_over(self, *, resolve_after: str | None) -> None:
+        """Stop every open delivery where it stands and continue them in a new run."""
+        self._handing_over = True
+        self._cancel_in_flight(everything=True)
+        await workflow.wait_condition(lambda: not self._tasks)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(
+            self._input.model_copy(
+                update={
+                    "fan_out": resolve_after is not None,
+                    "resolve_after": resolve_after,
+                    "carried": self._carry,
+                    "paused_endpoints": sorted(self._paused_endpoints),
+                    "pending_replays": self._replays,
+                    "endpoint_ids": self._endpoint_ids,
+                }
+            )
+        )
+
     async def _start_replay(self, request: ReplayRequest) -> None:
         targets = await workflow.execute_local_activity_method(
             RecordActivities.prepare_replay,
@@ -101,9 +135,8 @@ class EventWorkflow:
             retry_policy=STORE_RETRY,
         )
         self._note_endpoints(targets)
-        restart = {t.delivery_id for t in targets}
         # A delivery still waiting out a backoff goes again now, with its fresh budget.
-        self._cancel_in_flight(delivery_ids=restart)
+        self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
         for target in targets:
             if target.delivery_id not in self._tasks:
                 self._launch(target)
@@ -116,22 +149,30 @@ class EventWorkflow:
     async def _deliver(self, target: DeliveryTarget) -> None:
         try:
             while not await self._deliver_once(target):
-                pass
+                if self._handing_over:
+                    self._carry.append(target.model_copy(update={"paused": False}))
+                    return
         finally:
             del self._tasks[target.delivery_id]
 
     async def _deliver_once(self, target: DeliveryTarget) -> bool:
-        """One activity run (with its retries); False when it must go again after a pause or replay."""
-        if target.endpoint_id in self._paused_endpoints:
+        """One activity run (with its retries); False when it must go again (pause, replay, hand-over)."""
+        if target.endpoint_id in self._paused_endpoints and not self._handing_over:
             await self._mark(target.delivery_id, "paused")
+            self._held += 1
             try:
                 await workflow.wait_condition(
-                    lambda: target.endpoint_id not in self._paused_endpoints, timeout=PAUSE_RECHECK
+                    lambda: target.endpoint_id not in self._paused_endpoints or self._handing_over,
+                    timeout=PAUSE_RECHECK,
                 )
             except asyncio.TimeoutError:
                 # Let the activity look at the endpoint: it stops at once, with no attempt, if still paused.
                 self._paused_endpoints.discard(target.endpoint_id)
+            finally:
+                self._held -= 1
         async with self._window:
+            if self._handing_over:
+                return False
             handle = workflow.start_activity_method(
                 DeliveryActivities.deliver,
                 DeliverInput(
@@ -147,7 +188,9 @@ class EventWorkflow:
                 return True
             except ActivityError as err:
                 cause = err.cause
-                if isinstance(cause, CancelledError):
+                # Cancelled by a pause, a replay or a hand-over: in backoff, or its attempt ended
+                # after the cancel was asked for (then Temporal does not retry it).
+                if isinstance(cause, CancelledError) or err.retry_state == RetryState.CANCEL_REQUESTED:
                     return False
                 if isinstance(cause, ApplicationError) and cause.type == ENDPOINT_PAUSED:
                     self._paused_endpoints.add(target.endpoint_id)
@@ -160,10 +203,12 @@ class EventWorkflow:
             finally:
                 self._in_flight.pop(target.delivery_id, None)
 
-    def _cancel_in_flight(self, *, endpoint_id: str | None = None, delivery_ids: set[str] | None = None) -> None:
+    def _cancel_in_flight(
+        self, *, endpoint_id: str | None = None, delivery_ids: set[str] | None = None, everything: bool = False
+    ) -> None:
         """Cancel activity runs so they go again at once (a run in backoff is cancelled at once)."""
         for delivery_id, (target_endpoint, handle) in list(self._in_flight.items()):
-            if target_endpoint == endpoint_id or (delivery_ids is not None and delivery_id in delivery_ids):
+            if everything or target_endpoint == endpoint_id or (delivery_ids and delivery_id in delivery_ids):
                 handle.cancel()
 
     async def _mark(self, delivery_id: str, status: str, error: str | None = None) -> None:
@@ -180,4 +225,3 @@ class EventWorkflow:
         if fresh and room > 0:
             self._endpoint_ids.extend(fresh[:room])
             workflow.upsert_search_attributes([ENDPOINT_IDS_ATTR.value_set(list(self._endpoint_ids))])
-

@@ -34,13 +34,15 @@ DELIVERY_TIMEOUT_SLACK = timedelta(seconds=10)
 def delivery_retry_policy(schedule: RetrySchedule, non_retryable: list[str]) -> RetryPolicy:
     """The endpoint's schedule as Temporal's policy.
 
-    The activity sets each delay itself (`next_retry_delay`) from the delivery's attempt count,
-    and stops at the budget; these values are the fallback for attempts lost to a crash.
+    The activity sets each delay itself (`next_retry_delay`) from the delivery's attempt count
+    in the store, and stops at the budget; these values are the fallback for attempts lost to a
+    crash. The cap leaves room for tries that make no HTTP attempt (not yet due after a
+    hand-over) and still ends a delivery whose every try crashes the worker.
     """
     return RetryPolicy(
         initial_interval=timedelta(seconds=schedule.initial_interval_s),
         backoff_coefficient=schedule.backoff_coefficient,
         maximum_interval=timedelta(seconds=schedule.max_interval_s),
-        maximum_attempts=schedule.max_attempts,
+        maximum_attempts=2 * schedule.max_attempts + 10,
         non_retryable_error_types=non_retryable,
     )

@@ -1,0 +1,86 @@
+"""An event workflow whose history grows long hands its open deliveries to a new run.
+
+The dev server is told to suggest continue-as-new after a few dozen history events, and the
+fan-out window is small, so one event to 30 endpoints crosses many pages and several runs,
+with retries and a pause in the middle; nothing may be lost or sent twice.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer
+
+RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+
+
+@pytest.fixture(scope="module")
+def short_history_stack(work_dir: Path) -> Iterator[Stack]:
+    temporal = TemporalServer(work_dir, dynamic_config={"limit.historyCount.suggestContinueAsNew": "60"}).start()
+    stack = Stack(
+        temporal=temporal,
+        database_url=f"sqlite:///{work_dir / 'long-history.db'}",
+        work_dir=work_dir,
+        extra_env={"HOOKLINE_FANOUT_WINDOW": "4"},
+    )
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+        temporal.stop()
+
+
+@pytest.fixture
+async def short_api(short_history_stack: Stack) -> AsyncIterator[ApiClient]:
+    client = ApiClient(short_history_stack.url)
+    yield client
+    await client.aclose()
+
+
+async def test_fan_out_survives_many_continue_as_new(
+    short_api: ApiClient, short_history_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    api = short_api
+    app_id = await api.create_app()
+    ok = [await api.create_endpoint(app_id, receiver.url(f"{path}/ok/{i}"), retry=RETRY) for i in range(22)]
+    flaky = [await api.create_endpoint(app_id, receiver.url(f"{path}/flaky/{i}"), retry=RETRY) for i in range(4)]
+    held = [await api.create_endpoint(app_id, receiver.url(f"{path}/held/{i}"), retry=RETRY) for i in range(4)]
+    for i in range(4):
+        receiver.set(f"{path}/flaky/{i}", 503, 503, 200)
+    for endpoint in held:
+        assert (await api.http.post(f"/v1/apps/{app_id}/endpoints/{endpoint['id']}/pause")).status_code == 200
+
+    event = await api.publish(app_id, "order.created", {"big": "fan-out"})
+    await api.wait_event(
+        app_id, event["id"],
+        lambda e: len(e["deliveries"]) == 30 and sum(d["status"] == "succeeded" for d in e["deliveries"]) == 26,
+        timeout=90,
+    )
+    for endpoint in held:
+        assert (await api.http.post(f"/v1/apps/{app_id}/endpoints/{endpoint['id']}/resume")).status_code == 200
+    done = await api.wait_event(
+        app_id, event["id"], lambda e: all(d["status"] == "succeeded" for d in e["deliveries"]), timeout=60
+    )
+
+    assert len(done["deliveries"]) == 30
+    for i in range(22):
+        assert len(receiver.at(f"{path}/ok/{i}")) == 1, f"ok/{i} got {len(receiver.at(f'{path}/ok/{i}'))}"
+    for i in range(4):
+        assert len(receiver.at(f"{path}/flaky/{i}")) == 3
+        assert len(receiver.at(f"{path}/held/{i}")) == 1
+    by_endpoint = {d["endpoint_id"]: d for d in done["deliveries"]}
+    assert all(by_endpoint[e["id"]]["attempts"] == 3 for e in flaky)
+
+    client = await connect_temporal(Settings(temporal_address=short_history_stack.temporal.address))
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{event['workflow_id']}'")]
+    assert len(runs) > 2, "the history limit should have forced several runs"
+    described = await client.get_workflow_handle(event["workflow_id"]).describe()
+    ids = described.typed_search_attributes.get(ENDPOINT_IDS_ATTR)
+    assert ids is not None and set(ids) == {e["id"] for e in ok + flaky + held}
