@@ -6,6 +6,7 @@ event with thousands of endpoints, or one replayed for months, stays within Temp
 """
 
 import asyncio
+import json
 from datetime import timedelta
 
 from temporalio import workflow
@@ -36,8 +37,9 @@ with workflow.unsafe.imports_passed_through():
 # Named, because signal-with-start takes the signal by name.
 REPLAY_SIGNAL = "replay"
 
-# The Web UI filter needs a few ids, not thousands: the search attribute has a size limit.
-MAX_ENDPOINT_IDS_ATTR = 100
+# The server fails a workflow whose search attribute value passes 2 KiB (its default limit):
+# HooklineEndpointIds lists the first endpoints only, within this budget.
+ENDPOINT_IDS_ATTR_BUDGET = 1800
 
 
 @workflow.defn
@@ -220,8 +222,15 @@ class EventWorkflow:
         )
 
     def _note_endpoints(self, targets: list[DeliveryTarget]) -> None:
-        fresh = [t.endpoint_id for t in targets if t.endpoint_id not in self._endpoint_ids]
-        room = MAX_ENDPOINT_IDS_ATTR - len(self._endpoint_ids)
-        if fresh and room > 0:
-            self._endpoint_ids.extend(fresh[:room])
+        size = len(json.dumps(self._endpoint_ids))
+        added = False
+        for target in targets:
+            if target.endpoint_id in self._endpoint_ids:
+                continue
+            size += len(target.endpoint_id) + 3  # quotes and a comma
+            if size > ENDPOINT_IDS_ATTR_BUDGET:
+                break
+            self._endpoint_ids.append(target.endpoint_id)
+            added = True
+        if added:
             workflow.upsert_search_attributes([ENDPOINT_IDS_ATTR.value_set(list(self._endpoint_ids))])
