@@ -5,6 +5,7 @@ import logging
 import signal
 from datetime import timedelta
 
+from prometheus_client import start_http_server
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
@@ -21,6 +22,8 @@ log = logging.getLogger("hookline.worker")
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     engine = make_engine(settings)
     await create_schema(engine)
     sessions = make_sessionmaker(engine)

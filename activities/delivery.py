@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.http import RESPONSE_BODY_LIMIT, ClientPool, resolves_to_private, retry_after_seconds
 from core.config import Settings
 from core.messages import DeliverInput, DeliverResult
+from core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
 from core.signing import signature_header
 from store import queries
 from store.tables import Attempt, Delivery, Endpoint, Event
@@ -115,19 +116,23 @@ class DeliveryActivities:
             status_code=status_code, error=error, response_body=response_body,
         )
         cycle_attempt = delivery.cycle_attempts + 1
+        ATTEMPT_SECONDS.observe(duration_ms / 1000)
 
         if status_code is not None and 200 <= status_code < 300:
             await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="succeeded", next_attempt_at=None)
+            DELIVERY_ATTEMPTS.labels("succeeded").inc()
             return
         if status_code == 410:
             attempt.error = "410 Gone: endpoint disabled"
             await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="dead_lettered", next_attempt_at=None)
             await queries.save(session, endpoint, {"status": "disabled", "disabled_reason": "receiver answered 410 Gone"})
+            DELIVERY_ATTEMPTS.labels("dead_lettered").inc()
             raise ApplicationError(attempt.error, type=DEAD_LETTERED, non_retryable=True)
         if attempt.error is None:
             attempt.error = f"HTTP {status_code}"
         if cycle_attempt >= input.retry.max_attempts:
             await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="dead_lettered", next_attempt_at=None)
+            DELIVERY_ATTEMPTS.labels("dead_lettered").inc()
             raise ApplicationError(f"attempts exhausted; last: {attempt.error}", type=DEAD_LETTERED, non_retryable=True)
 
         delay = input.retry.delay_after(cycle_attempt)
@@ -139,6 +144,7 @@ class DeliveryActivities:
             session, delivery=delivery, attempt=attempt, status="retrying",
             next_attempt_at=datetime.now(timezone.utc) + timedelta(seconds=delay),
         )
+        DELIVERY_ATTEMPTS.labels("retrying").inc()
         # The delay is set here, from the delivery's own count, so it survives pause and resume.
         raise ApplicationError(attempt.error, type="AttemptFailed", next_retry_delay=timedelta(seconds=delay))
 

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     fanout_window: int = Field(default=200, ge=1, le=1000)
     secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
     worker_max_concurrent_activities: int = Field(default=500, ge=1)
+    worker_metrics_port: int | None = Field(default=None, description="Serve the worker's Prometheus metrics here")
 
     @property
     def effective_database_url(self) -> str:

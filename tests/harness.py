@@ -152,6 +152,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     task_queue: str = field(default_factory=lambda: "hl-" + uuid.uuid4().hex[:8])
     api_port: int = field(default_factory=free_port)
+    worker_metrics_port: int = field(default_factory=free_port)
     worker: Proc | None = None
     api: Proc | None = None
 
@@ -168,6 +169,7 @@ class Stack:
             "HOOKLINE_DELIVERY_TIMEOUT_S": "2",
             # Short enough for a test to see the old secret stop signing.
             "HOOKLINE_SECRET_ROTATION_GRACE_S": "4",
+            "HOOKLINE_WORKER_METRICS_PORT": str(self.worker_metrics_port),
             **self.extra_env,
         }
 
@@ -177,6 +179,7 @@ class Stack:
 
     def start_worker(self) -> Proc:
         self.worker = Proc("worker", [sys.executable, "-m", "cli", "worker"], self.env, self.work_dir).start()
+        wait_for_port(self.worker_metrics_port, 60, self.worker.proc)  # the worker's first act
         return self.worker
 
     def start_api(self) -> Proc:

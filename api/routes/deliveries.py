@@ -5,6 +5,7 @@ from sqlmodel import select
 
 from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
 from api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
+from core.metrics import REPLAYS_REQUESTED
 from services import operations
 from store import queries
 from store.tables import Delivery
@@ -62,6 +63,7 @@ async def replay_delivery(
     delivery = await _delivery_or_404(session, app.id, delivery_id)
     event = await queries.get_event(session, app_id=app.id, event_id=delivery.event_id)
     assert event is not None
+    REPLAYS_REQUESTED.labels("delivery").inc()
     await operations.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
     return delivery
 
@@ -77,4 +79,5 @@ async def replay_dead_letters(
     count = await operations.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
     )
+    REPLAYS_REQUESTED.labels("dead_letters").inc()
     return Replayed(replayed=count)

@@ -5,6 +5,7 @@ from sqlmodel import select
 
 from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
 from api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
+from core.metrics import EVENTS_PUBLISHED, REPLAYS_REQUESTED
 from services import operations
 from services.publishing import SchemaViolation, publish_event
 from store import queries
@@ -35,12 +36,14 @@ async def publish(
 ) -> EventOut:
     """Publish an event: it is recorded and its fan-out workflow started before this answers."""
     try:
-        event, _ = await publish_event(
+        event, created = await publish_event(
             session=session, client=client, settings=settings, app_id=app.id,
             type=body.type, data=body.data, idempotency_key=idempotency_key,
         )
     except SchemaViolation as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    if created:
+        EVENTS_PUBLISHED.inc()
     return event_out(event)
 
 
@@ -78,5 +81,6 @@ async def replay_event(
     if endpoint_id is not None and not deliveries:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to endpoint {endpoint_id}")
     if deliveries:
+        REPLAYS_REQUESTED.labels("event").inc()
         await operations.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
     return Replayed(replayed=len(deliveries))

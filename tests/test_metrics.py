@@ -1,0 +1,41 @@
+"""Health and Prometheus metrics, as an operator scrapes them."""
+
+import httpx
+
+from tests.harness import ApiClient, Receiver, Stack
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_healthz_needs_no_token(sqlite_stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=sqlite_stack.url) as anonymous:
+        r = await anonymous.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+async def test_metrics_count_published_events_and_attempts(
+    api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    worker_metrics = f"http://127.0.0.1:{sqlite_stack.worker_metrics_port}/metrics"
+    async with httpx.AsyncClient() as scraper:
+        before_api = (await api.http.get("/metrics")).text
+        before_worker = (await scraper.get(worker_metrics)).text
+        app_id = await api.create_app()
+        await api.create_endpoint(app_id, receiver.url(path))
+        receiver.set(path, 500, 200)
+        event = await api.publish(app_id, "invoice.paid", {})
+        await api.publish(app_id, "invoice.paid", {}, key="k")
+        await api.publish(app_id, "invoice.paid", {}, key="k")  # a repeat is not a new event
+        await api.wait_event(app_id, event["id"])
+        after_api = (await api.http.get("/metrics")).text
+        after_worker = (await scraper.get(worker_metrics)).text
+
+    published = "hookline_events_published_total"
+    assert metric(after_api, published) - metric(before_api, published) == 2
+    succeeded = 'hookline_delivery_attempts_total{outcome="succeeded"}'
+    retrying = 'hookline_delivery_attempts_total{outcome="retrying"}'
+    assert metric(after_worker, succeeded) - metric(before_worker, succeeded) >= 2
+    assert metric(after_worker, retrying) - metric(before_worker, retrying) >= 1
+    assert "hookline_delivery_attempt_seconds_bucket" in after_worker
