@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer
+from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +34,7 @@ def postgres(work_dir: Path) -> Iterator[PostgresCluster]:
 
 
 def _stack(temporal: TemporalServer, database_url: str, work_dir: Path) -> Iterator[Stack]:
-    stack = Stack(temporal=temporal, database_url=database_url, work_dir=work_dir)
-    try:
-        stack.start()
-        yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop()
+    yield from running_stack(Stack(temporal=temporal, database_url=database_url, work_dir=work_dir))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -199,6 +199,18 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log()}" for p in (self.worker, self.api, self.temporal.proc) if p)
+
+
+def running_stack(stack: Stack) -> Iterator[Stack]:
+    """For fixtures: start the stack, print its logs if anything fails, always stop it."""
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
 
 
 # --- receivers -----------------------------------------------------------------------------------

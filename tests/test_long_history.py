@@ -12,7 +12,7 @@ import pytest
 
 from core.config import Settings
 from core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, running_stack
 
 RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
 
@@ -27,13 +27,8 @@ def short_history_stack(work_dir: Path) -> Iterator[Stack]:
         extra_env={"HOOKLINE_FANOUT_WINDOW": "4"},
     )
     try:
-        stack.start()
-        yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
+        yield from running_stack(stack)
     finally:
-        stack.stop()
         temporal.stop()
 
 

@@ -1,5 +1,7 @@
 """How the rest of Hookline reaches event workflows: start, replay, pause and resume by signal."""
 
+from typing import Any
+
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -17,32 +19,36 @@ from core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
 from workflows.event import REPLAY_SIGNAL, EventWorkflow
 
 
-def _input(settings: Settings, *, event_id: str, app_id: str, event_type: str, fan_out: bool) -> EventWorkflowInput:
-    return EventWorkflowInput(
-        event_id=event_id,
-        app_id=app_id,
-        event_type=event_type,
-        fan_out=fan_out,
-        window=settings.fanout_window,
-        delivery_timeout_s=settings.delivery_timeout_s,
+async def _start(
+    client: Client, settings: Settings, *, event_id: str, app_id: str, event_type: str, fan_out: bool, **options: Any
+) -> None:
+    """Start (or signal-with-start) the event's workflow, with its search attributes."""
+    await client.start_workflow(
+        EventWorkflow.run,
+        EventWorkflowInput(
+            event_id=event_id,
+            app_id=app_id,
+            event_type=event_type,
+            fan_out=fan_out,
+            window=settings.fanout_window,
+            delivery_timeout_s=settings.delivery_timeout_s,
+        ),
+        id=event_workflow_id(event_id),
+        task_queue=settings.task_queue,
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(APP_ID_ATTR, app_id), SearchAttributePair(EVENT_TYPE_ATTR, event_type)]
+        ),
+        **options,
     )
-
-
-def _search_attributes(app_id: str, event_type: str) -> TypedSearchAttributes:
-    return TypedSearchAttributes([SearchAttributePair(APP_ID_ATTR, app_id), SearchAttributePair(EVENT_TYPE_ATTR, event_type)])
 
 
 async def start_fan_out(client: Client, settings: Settings, *, event_id: str, app_id: str, event_type: str) -> None:
     """Start the event's workflow once; a second call for the same event starts nothing."""
     try:
-        await client.start_workflow(
-            EventWorkflow.run,
-            _input(settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=True),
-            id=event_workflow_id(event_id),
-            task_queue=settings.task_queue,
+        await _start(
+            client, settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=True,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=_search_attributes(app_id, event_type),
         )
     except WorkflowAlreadyStartedError:
         pass  # it ran and closed already: the fan-out happened
@@ -52,15 +58,11 @@ async def replay(
     client: Client, settings: Settings, *, event_id: str, app_id: str, event_type: str, request: ReplayRequest
 ) -> None:
     """Signal the running workflow, or start a new run under the same id that takes the signal."""
-    await client.start_workflow(
-        EventWorkflow.run,
-        _input(settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=False),
-        id=event_workflow_id(event_id),
-        task_queue=settings.task_queue,
+    await _start(
+        client, settings, event_id=event_id, app_id=app_id, event_type=event_type, fan_out=False,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         start_signal=REPLAY_SIGNAL,
         start_signal_args=[request],
-        search_attributes=_search_attributes(app_id, event_type),
     )
 
 
