@@ -1,0 +1,63 @@
+"""Production refuses endpoints on loopback and private networks (HOOKLINE_ALLOW_PRIVATE_TARGETS=false)."""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from activities.http import resolves_to_private
+from tests.harness import ApiClient, Stack, TemporalServer, running_stack
+
+
+@pytest.fixture(scope="module")
+def strict_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    stack = Stack(
+        temporal=temporal,
+        database_url=f"sqlite:///{work_dir / 'strict.db'}",
+        work_dir=work_dir,
+        extra_env={"HOOKLINE_ALLOW_PRIVATE_TARGETS": "false"},
+    )
+    yield from running_stack(stack)
+
+
+@pytest.fixture
+async def strict_api(strict_stack: Stack) -> AsyncIterator[ApiClient]:
+    client = ApiClient(strict_stack.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "https://10.0.0.7/hook",
+        "http://192.168.1.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080/hook",
+        "http://0.0.0.0/",
+    ],
+)
+async def test_private_endpoint_urls_are_refused(strict_api: ApiClient, url: str) -> None:
+    app_id = await strict_api.create_app()
+    r = await strict_api.http.post(f"/v1/apps/{app_id}/endpoints", json={"url": url})
+    assert r.status_code == 422
+    assert "private" in r.json()["detail"]
+    assert (await strict_api.http.get(f"/v1/apps/{app_id}/endpoints")).json()["data"] == []
+
+
+async def test_patching_to_a_private_url_is_refused(strict_api: ApiClient) -> None:
+    app_id = await strict_api.create_app()
+    created = await strict_api.create_endpoint(app_id, "https://hooks.example.com/in")
+    base = f"/v1/apps/{app_id}/endpoints/{created['id']}"
+    r = await strict_api.http.patch(base, json={"url": "http://127.0.0.1/x"})
+    assert r.status_code == 422
+    assert (await strict_api.http.get(base)).json()["url"] == "https://hooks.example.com/in"
+
+
+async def test_delivery_time_check_resolves_names() -> None:
+    # Checked again when sending, on the resolved address, so a name pointing inside is refused too.
+    assert await resolves_to_private("http://localhost:8000/x")
+    assert await resolves_to_private("http://127.0.0.1/x")
+    assert not await resolves_to_private("http://93.184.216.34/x")
