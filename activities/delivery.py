@@ -77,6 +77,8 @@ class DeliveryActivities:
                 )
             if not self._settings.allow_private_targets and await resolves_to_private(endpoint.url):
                 await self._close(session, delivery, "endpoint resolves to a private address")
+            # End the read transaction: no connection is held while the receiver takes its time.
+            await session.commit()
             await self._attempt(session, delivery, endpoint, event, input)
             return DeliverResult(status_code=delivery.last_status_code or 200)
 
