@@ -124,7 +124,12 @@ def dev(
     try:
         temporal = spawn(
             "temporal",
-            dev_server_command(port=settings.temporal_port, ui_port=settings.ui_port, db_file=settings.data_dir / "temporal.db"),
+            dev_server_command(
+                port=settings.temporal_port,
+                ui_port=settings.ui_port,
+                db_file=settings.data_dir / "temporal.db",
+                namespace=settings.temporal_namespace,
+            ),
             "temporal.log",
         )
         wait_for_port(settings.temporal_port, 60, temporal)

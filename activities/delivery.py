@@ -16,10 +16,11 @@ from core.config import Settings
 from core.messages import DeliverInput, DeliverResult
 from core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
 from core.signing import signature_header
+from core.version import VERSION
 from store import queries
 from store.tables import Attempt, Delivery, Endpoint, Event
 
-USER_AGENT = "Hookline/0.1.0"
+USER_AGENT = f"Hookline/{VERSION}"
 
 # ApplicationError types the event workflow tells apart.
 ENDPOINT_PAUSED = "EndpointPaused"

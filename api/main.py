@@ -14,10 +14,9 @@ from api.limits import BodySizeLimit
 from api.routes import apps, deliveries, endpoints, event_types, events, health
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
-from services.publishing import TemporalUnavailable, UnknownApplication
+from core.version import VERSION
+from services.errors import Conflict, TemporalUnavailable, UnknownApplication
 from store.db import create_schema, make_engine, make_sessionmaker
-
-VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +44,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
+    async def refuse_nul(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # No id or parameter holds a NUL, and PostgreSQL cannot even compare one: 404/422, not a 500.
+        if "\x00" in request.scope["path"]:
+            return JSONResponse({"detail": "not found"}, status_code=status.HTTP_404_NOT_FOUND)
+        if any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+            return JSONResponse(
+                {"detail": "query parameters cannot contain NUL characters"},
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
+        return await call_next(request)
+
+    @app.middleware("http")
     async def authenticate_first(request: Request, call_next):  # type: ignore[no-untyped-def]
         # Before the body is parsed, so an unauthenticated caller learns nothing from a 422.
         if request.url.path.startswith("/v1") and not token_ok(settings, request.headers.get("authorization")):
@@ -69,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(UnknownApplication)
     async def unknown_app(_request: Request, exc: UnknownApplication) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
 
     @app.exception_handler(TemporalUnavailable)
     @app.exception_handler(RPCError)

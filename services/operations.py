@@ -8,6 +8,7 @@ from temporalio.client import Client
 
 from core.config import Settings
 from core.messages import DeliveryPageInput, ReplayRequest, SweepInput
+from services.errors import Conflict, TemporalUnavailable, reaching_temporal
 from store import queries
 from store.tables import Delivery, Endpoint, Event
 from workflows import dispatch
@@ -17,12 +18,13 @@ from workflows.sweep import DeliverySweepWorkflow
 async def _sweep(client: Client, settings: Settings, *, operation: str, scope: str, page: DeliveryPageInput) -> str:
     request_id = uuid.uuid4().hex
     workflow_id = f"sweep-{operation}-{scope}-{request_id}"
-    await client.start_workflow(
-        DeliverySweepWorkflow.run,
-        SweepInput(operation=operation, request_id=request_id, page=page),  # type: ignore[arg-type]
-        id=workflow_id,
-        task_queue=settings.task_queue,
-    )
+    async with reaching_temporal():
+        await client.start_workflow(
+            DeliverySweepWorkflow.run,
+            SweepInput(operation=operation, request_id=request_id, page=page),  # type: ignore[arg-type]
+            id=workflow_id,
+            task_queue=settings.task_queue,
+        )
     return workflow_id
 
 
@@ -30,29 +32,37 @@ async def set_paused(
     *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, paused: bool
 ) -> Endpoint:
     """Record the new status first: every delivery attempt reads it, signals only make it prompt."""
+    if endpoint.status == "disabled":
+        raise Conflict("endpoint is disabled; PATCH status to active to re-enable it")
+    before = endpoint.status
     endpoint = await queries.save(session, endpoint, {"status": "paused" if paused else "active"})
     statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
-    await _sweep(
-        client,
-        settings,
-        operation="pause" if paused else "resume",
-        scope=endpoint.id,
-        page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
-    )
+    try:
+        await _sweep(
+            client,
+            settings,
+            operation="pause" if paused else "resume",
+            scope=endpoint.id,
+            page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
+        )
+    except TemporalUnavailable:
+        await queries.save(session, endpoint, {"status": before})
+        raise
     return endpoint
 
 
 async def replay_event(
     *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
 ) -> None:
-    await dispatch.replay(
-        client,
-        settings,
-        event_id=event.id,
-        app_id=event.app_id,
-        event_type=event.type,
-        request=ReplayRequest(request_id=uuid.uuid4().hex, endpoint_id=endpoint_id, delivery_ids=delivery_ids),
-    )
+    async with reaching_temporal():
+        await dispatch.replay(
+            client,
+            settings,
+            event_id=event.id,
+            app_id=event.app_id,
+            event_type=event.type,
+            request=ReplayRequest(request_id=uuid.uuid4().hex, endpoint_id=endpoint_id, delivery_ids=delivery_ids),
+        )
 
 
 async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
@@ -73,7 +83,10 @@ async def replay_dead_letters(
     up_to = await queries.newest_delivery_id(session, clauses=clauses)
     if up_to is None:
         return 0
-    count = await queries.count_deliveries(session, clauses=clauses + queries.delivery_filter(up_to_delivery_id=up_to))
+    # Dead letters of deleted endpoints have nowhere to go: they are not replayed nor counted.
+    count = await queries.count_deliveries(
+        session, clauses=clauses + queries.delivery_filter(up_to_delivery_id=up_to, live_endpoints=True)
+    )
     await _sweep(
         client,
         settings,

@@ -3,28 +3,12 @@
 from jsonschema import Draft202012Validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from core.config import Settings
+from services.errors import SchemaViolation, TemporalUnavailable, UnknownApplication, reaching_temporal
 from store import queries
 from store.tables import Event
 from workflows import dispatch
-
-
-class PublishRejected(Exception):
-    """The event was not accepted; nothing was recorded."""
-
-
-class UnknownApplication(PublishRejected):
-    pass
-
-
-class SchemaViolation(PublishRejected):
-    pass
-
-
-class TemporalUnavailable(PublishRejected):
-    pass
 
 
 def schema_errors(schema: dict, data: dict) -> list[str]:
@@ -59,10 +43,13 @@ async def publish_event(
     if event.dispatched:
         return event, False
     try:
-        await dispatch.start_fan_out(client, settings, event_id=event.id, app_id=event.app_id, event_type=event.type)
-    except RPCError as exc:
-        if created:
+        async with reaching_temporal():
+            await dispatch.start_fan_out(
+                client, settings, event_id=event.id, app_id=event.app_id, event_type=event.type
+            )
+    except TemporalUnavailable:
+        if created:  # the request is refused, so it leaves nothing behind
             await queries.forget_event(session, event=event)
-        raise TemporalUnavailable(f"Temporal is unavailable: {exc.message}") from exc
+        raise
     await queries.mark_dispatched(session, event=event)
     return event, created

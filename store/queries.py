@@ -326,8 +326,11 @@ def delivery_filter(
     statuses: Sequence[str] | None = None,
     since: datetime | None = None,
     up_to_delivery_id: str | None = None,
+    live_endpoints: bool = False,
 ) -> list[Any]:
     clauses: list[Any] = []
+    if live_endpoints:
+        clauses.append(col(Delivery.endpoint_id).in_(select(Endpoint.id)))
     if app_id is not None:
         clauses.append(Delivery.app_id == app_id)
     if endpoint_id is not None:

@@ -78,6 +78,8 @@ async def update_endpoint(
     if "retry" in changes:
         changes["retry"] = body.retry.model_dump(exclude_none=True) if body.retry else None
     new_status = changes.pop("status", None)
+    if new_status == "paused" and endpoint.status == "disabled":
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active first")
     endpoint = await queries.save(session, endpoint, changes)
     if new_status == "paused" or (new_status == "active" and endpoint.status == "paused"):
         endpoint = await operations.set_paused(
@@ -125,7 +127,5 @@ async def resume_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
     """Everything held for the endpoint goes out now."""
-    if endpoint.status == "disabled":
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active to re-enable")
     endpoint = await operations.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=False)
     return endpoint_out(endpoint, settings)

@@ -7,7 +7,8 @@ from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
 from api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
 from core.metrics import EVENTS_PUBLISHED, REPLAYS_REQUESTED
 from services import operations
-from services.publishing import SchemaViolation, publish_event
+from services.errors import SchemaViolation
+from services.publishing import publish_event
 from store import queries
 from store.tables import Event
 
