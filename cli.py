@@ -73,6 +73,15 @@ def _dev_token(settings: Settings) -> str:
     return token
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux for SIGTERM if the supervisor dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float = 30) -> None:
     """Stop children newest first: the API, then the worker, then Temporal."""
     for _name, proc in reversed(procs):
@@ -111,13 +120,17 @@ def dev(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # SIGHUP too: a closed terminal must not orphan the children, which run in sessions of their own.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     def spawn(name: str, cmd: list[str], log_name: str | None = None) -> subprocess.Popen:
         out = open(settings.data_dir / log_name, "ab") if log_name else None  # noqa: SIM115
         # A session of its own, so Ctrl-C reaches only this supervisor, which stops them in order.
-        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+        proc = subprocess.Popen(
+            cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent,
+            stdout=out, stderr=subprocess.STDOUT if out else None,
+        )
         procs.append((name, proc))
         return proc
 

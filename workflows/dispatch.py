@@ -1,5 +1,6 @@
 """How the rest of Hookline reaches event workflows: start, replay, pause and resume by signal."""
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -17,6 +18,9 @@ from core.ids import event_workflow_id
 from core.messages import EndpointSignal, EventWorkflowInput, ReplayRequest
 from core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
 from workflows.event import REPLAY_SIGNAL, EventWorkflow
+
+
+START_RPC_TIMEOUT = timedelta(seconds=5)
 
 
 async def _start(
@@ -38,6 +42,8 @@ async def _start(
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(APP_ID_ATTR, app_id), SearchAttributePair(EVENT_TYPE_ATTR, event_type)]
         ),
+        # A caller waiting on a publish should hear "unavailable" in seconds, not after minutes.
+        rpc_timeout=START_RPC_TIMEOUT,
         **options,
     )
 
