@@ -2,7 +2,6 @@
 
 import json
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -19,20 +18,29 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        received = 0
-
-        async def counting_receive() -> Message:
-            # Chunked bodies carry no length: count as they arrive. FastAPI turns the
-            # HTTPException into the 413 response.
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
+        if declared is None:
+            # A chunked body carries no length: read it all (up to the limit) before any handler
+            # runs, so that a route that never reads its body cannot act on an oversized one.
+            messages: list[Message] = []
+            received = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise HTTPException(413, detail=self._detail())
-            return message
+                    await self._refuse(send)
+                    return
+                if not message.get("more_body", False):
+                    break
 
-        await self.app(scope, counting_receive, send)
+            async def replay_receive() -> Message:
+                return messages.pop(0) if messages else await receive()
+
+            await self.app(scope, replay_receive, send)
+            return
+        await self.app(scope, receive, send)
 
     def _detail(self) -> str:
         return f"request body is larger than {self.max_bytes} bytes"

@@ -1,9 +1,10 @@
 """What the HTTP API takes and returns."""
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
 
 from core.event_types import FILTER_PATTERN, NAME_PATTERN
 from core.retry import RetryOverride, RetrySchedule
@@ -13,11 +14,52 @@ T = TypeVar("T")
 
 EventTypeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=256)]
 EventTypeFilter = Annotated[str, StringConstraints(pattern=FILTER_PATTERN, min_length=1, max_length=256)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-Description = Annotated[str, StringConstraints(max_length=2048)]
+# PostgreSQL text cannot hold NUL: refused here rather than failing the INSERT with a 500.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=NO_NUL)]
+Description = Annotated[str, StringConstraints(max_length=2048, pattern=NO_NUL)]
+IdRef = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
 EndpointUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=128)]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e\x80-\xff]*$", max_length=4096)]
+
+# Deeper documents are refused: the response serializer (and many consumers' parsers) give up
+# a little past 250 levels, after the event would already have been recorded and sent.
+MAX_JSON_DEPTH = 100
+
+
+def _check_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Only what JSON can carry: finite numbers, valid Unicode, bounded nesting.
+
+    Python's parser lets NaN, Infinity, 1e999 and lone surrogates (`"\\ud800"`) through; stored,
+    they break the response, the database's JSON type and every subscriber's parser.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            items = node.items() if isinstance(node, dict) else ((None, v) for v in node)
+            for key, item in items:
+                if key is not None:
+                    _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(node, str):
+            _check_text(node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+    return value
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
 
 # Headers Hookline sets itself; an endpoint cannot override them.
 RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
@@ -54,12 +96,12 @@ class AppOut(BaseModel):
 class EventTypeCreate(Input):
     name: EventTypeName
     description: Description | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: JsonObject | None = Field(default=None, alias="schema")
 
 
 class EventTypeUpdate(Input):
     description: Description | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: JsonObject | None = Field(default=None, alias="schema")
 
 
 class EventTypeOut(BaseModel):
@@ -85,10 +127,16 @@ def _check_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     return headers
 
 
+class RetryIn(RetryOverride):
+    """A typo in an override must be refused, not silently fall back to the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class EndpointFields(Input):
     description: Description | None = None
     event_types: Annotated[list[EventTypeFilter], Field(max_length=100)] | None = None
-    retry: RetryOverride | None = None
+    retry: RetryIn | None = None
     headers: dict[HeaderName, HeaderValue] | None = None
 
     _headers = field_validator("headers")(_check_headers)
@@ -140,7 +188,7 @@ class SecretRotate(Input):
 
 class EventCreate(Input):
     type: EventTypeName
-    data: dict[str, Any]
+    data: JsonObject
 
 
 class DeliveryOut(BaseModel):
@@ -178,11 +226,11 @@ class AttemptOut(BaseModel):
 
 
 class EventReplay(Input):
-    endpoint_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    endpoint_id: IdRef | None = None
 
 
 class DeadLetterReplay(Input):
-    endpoint_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    endpoint_id: IdRef | None = None
     since: datetime | None = None
 
 
