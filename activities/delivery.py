@@ -54,15 +54,13 @@ class DeliveryActivities:
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverResult:
         async with self._sessions() as session:
-            delivery = await session.get(Delivery, input.delivery_id)
+            delivery, endpoint, event = await queries.load_for_delivery(session, delivery_id=input.delivery_id)
             if delivery is None:
                 raise ApplicationError("delivery no longer exists", type=DEAD_LETTERED, non_retryable=True)
             if delivery.status == "succeeded":  # an earlier try got through; do not send again
                 return DeliverResult(status_code=delivery.last_status_code or 200)
             if delivery.status == "dead_lettered":
                 raise ApplicationError(delivery.last_error or "dead-lettered", type=DEAD_LETTERED, non_retryable=True)
-            endpoint = await session.get(Endpoint, delivery.endpoint_id)
-            event = await session.get(Event, delivery.event_id)
             if endpoint is None or event is None:
                 await self._close(session, delivery, "endpoint or event was deleted")
             assert endpoint is not None and event is not None

@@ -218,25 +218,38 @@ async def ensure_deliveries(
         if len(batch) < limit and len(found) < limit:
             after = None
             break
-    pairs = [(await _delivery_for(session, event, ep), ep) for ep in found]
-    await session.commit()
-    return pairs, after
-
-
-async def _delivery_for(session: AsyncSession, event: Event, endpoint: Endpoint) -> Delivery:
-    stmt = select(Delivery).where(Delivery.event_id == event.id, Delivery.endpoint_id == endpoint.id)
-    existing = (await session.exec(stmt)).first()
-    if existing is not None:
-        return existing
+    # One read for the page's existing deliveries, one commit for the missing ones.
+    existing: dict[str, Delivery] = {}
+    if found:
+        stmt = select(Delivery).where(
+            Delivery.event_id == event.id, col(Delivery.endpoint_id).in_([ep.id for ep in found])
+        )
+        existing = {d.endpoint_id: d for d in (await session.exec(stmt)).all()}
     now = utcnow()
-    delivery = Delivery(
-        id=new_id("dlv"), app_id=event.app_id, event_id=event.id, endpoint_id=endpoint.id,
-        status="paused" if endpoint.status == "paused" else "pending",
-        workflow_id=event.workflow_id, created_at=now, updated_at=now,
+    for endpoint in found:
+        if endpoint.id not in existing:
+            existing[endpoint.id] = Delivery(
+                id=new_id("dlv"), app_id=event.app_id, event_id=event.id, endpoint_id=endpoint.id,
+                status="paused" if endpoint.status == "paused" else "pending",
+                workflow_id=event.workflow_id, created_at=now, updated_at=now,
+            )
+            session.add(existing[endpoint.id])
+    await session.commit()
+    return [(existing[ep.id], ep) for ep in found], after
+
+
+async def load_for_delivery(
+    session: AsyncSession, *, delivery_id: str
+) -> tuple[Delivery | None, Endpoint | None, Event | None]:
+    """A delivery with its endpoint and event, in one query; None where a row is gone."""
+    stmt = (
+        select(Delivery, Endpoint, Event)
+        .outerjoin(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
+        .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
+        .where(Delivery.id == delivery_id)
     )
-    session.add(delivery)
-    await session.flush()
-    return delivery
+    row = (await session.exec(stmt)).first()
+    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
 
 
 async def set_delivery_status(
