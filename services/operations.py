@@ -51,6 +51,21 @@ async def set_paused(
     return endpoint
 
 
+async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint) -> None:
+    """Delete the subscription and wake its held deliveries, which then end as dead letters."""
+    await queries.delete_endpoint(session, endpoint=endpoint)
+    try:
+        await _sweep(
+            client,
+            settings,
+            operation="resume",
+            scope=endpoint.id,
+            page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=["paused"]),
+        )
+    except TemporalUnavailable:
+        pass  # held deliveries re-check their endpoint within the hour anyway
+
+
 async def replay_event(
     *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
 ) -> None:

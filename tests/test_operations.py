@@ -258,3 +258,17 @@ async def test_producer_publishes_without_http_and_shares_idempotency(
     assert statuses(done) == ["succeeded"]
     await asyncio.sleep(0.5)
     assert [json.loads(h.body)["data"] for h in receiver.at(path)] == [{"from": "producer"}]
+
+
+async def test_deleting_a_paused_endpoint_dead_letters_what_it_held(api: ApiClient, receiver: Receiver, path: str) -> None:
+    app_id = await api.create_app()
+    endpoint = await api.create_endpoint(app_id, receiver.url(path))
+    base = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
+    await api.http.post(base + "/pause")
+    event = await api.publish(app_id, "invoice.paid", {})
+    await api.wait_event(app_id, event["id"], lambda e: statuses(e) == ["paused"])
+
+    assert (await api.http.delete(base)).status_code == 204
+    done = await api.wait_event(app_id, event["id"], lambda e: statuses(e) == ["dead_lettered"], timeout=20)
+    assert "deleted" in done["deliveries"][0]["last_error"]
+    assert receiver.at(path) == []

@@ -91,9 +91,11 @@ async def update_endpoint(
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_endpoint(endpoint: EndpointDep, session: SessionDep) -> None:
-    """Delete the subscription; its pending deliveries end as dead letters."""
-    await queries.delete_endpoint(session, endpoint=endpoint)
+async def delete_endpoint(
+    endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
+) -> None:
+    """Delete the subscription; its open and held deliveries end as dead letters."""
+    await operations.delete_endpoint(session=session, client=client, settings=settings, endpoint=endpoint)
 
 
 @router.get("/{endpoint_id}/secret", response_model=SecretOut)
