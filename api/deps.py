@@ -1,5 +1,6 @@
 """FastAPI dependencies: the session, the Temporal client, settings, auth and paging."""
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -63,6 +64,12 @@ class Paging:
     ):
         self.limit = limit
         self.cursor = cursor
+
+    def id_cursor(self, prefix: str) -> str | None:
+        """The cursor of a list paged on ids: only an id of that list's kind, else 422."""
+        if self.cursor is not None and not re.fullmatch(rf"{prefix}_[0-9a-f]{{28}}", self.cursor):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this list returned")
+        return self.cursor
 
 
 PagingDep = Annotated[Paging, Depends()]

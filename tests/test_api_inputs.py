@@ -9,6 +9,7 @@ real API process. Each test checks the status code, that the error is JSON with 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -377,8 +378,7 @@ async def test_nesting_too_deep_is_422_and_the_limit_round_trips(api: ApiClient,
     await api.create_endpoint(app_id, receiver.url(path))
     for levels in (101, 300, 900):
         r = await api.http.post(f"/v1/apps/{app_id}/events", json={"type": "invoice.paid", "data": nested(levels)})
-        assert 400 <= r.status_code < 500, r.text[:300]
-        assert_error(r, r.status_code)
+        assert_error(r, 422)
     assert (await get_ok(api, f"/v1/apps/{app_id}/events"))["data"] == []
     name = f"t{uuid.uuid4().hex[:8]}.x"
     assert_error(await api.http.post("/v1/event-types", json={"name": name, "schema": nested(101)}), 422)
@@ -749,31 +749,53 @@ async def test_idempotency_key_at_the_limit_is_accepted(api: ApiClient) -> None:
     assert again["id"] == first["id"] and first["idempotency_key"] == "k" * 256
 
 
-async def test_body_over_the_limit_with_content_length_is_413(api: ApiClient, receiver: Receiver, path: str) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_body_over_the_limit_is_413_and_changes_nothing(
+    api: ApiClient, receiver: Receiver, path: str, chunked: bool
+) -> None:
     app_id = await api.create_app()
     endpoint = await api.create_endpoint(app_id, receiver.url(path))
-    big = {"type": "invoice.paid", "data": {"blob": "x" * (MAX_BODY + 1)}}
-    r = await api.http.post(f"/v1/apps/{app_id}/events", json=big)
-    body = assert_error(r, 413)
-    assert str(MAX_BODY) in body["detail"]
-    assert (await get_ok(api, f"/v1/apps/{app_id}/events"))["data"] == []
-
+    ep_url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
     before = await newest_app(api)
-    assert_error(await api.http.post("/v1/apps", json={"name": "x" * (MAX_BODY + 10)}), 413)
+    pad = b"x" * (MAX_BODY + 1)
+    cases = [
+        ("POST", f"/v1/apps/{app_id}/events", event_body(MAX_BODY + 1)),
+        ("POST", "/v1/apps", b'{"name": "%s"}' % pad),
+        ("PATCH", ep_url, b'{"description": "%s"}' % pad),
+        # Routes that take no body must not act on an oversized one either.
+        ("POST", f"{ep_url}/pause", b" " * (MAX_BODY + 1)),
+        ("DELETE", ep_url, b" " * (MAX_BODY + 1)),
+    ]
+    for method, url, payload in cases:
+        body = assert_error(await send_body(api, method, url, payload, chunked), 413)
+        assert str(MAX_BODY) in body["detail"]
+    assert (await get_ok(api, f"/v1/apps/{app_id}/events"))["data"] == []
     assert await newest_app(api) == before
-    r = await api.http.patch(
-        f"/v1/apps/{app_id}/endpoints/{endpoint['id']}", json={"description": "d", "pad": "x" * MAX_BODY}
-    )
-    assert_error(r, 413)
-    assert await get_ok(api, f"/v1/apps/{app_id}/endpoints/{endpoint['id']}") == endpoint
-    await _assert_nothing_received(receiver, path)
+    assert await get_ok(api, ep_url) == endpoint and endpoint["status"] == "active"
+    assert receiver.at(path) == []
 
 
-async def test_body_just_under_the_limit_is_accepted(api: ApiClient) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_body_just_under_the_limit_is_accepted(
+    api: ApiClient, receiver: Receiver, path: str, chunked: bool
+) -> None:
     app_id = await api.create_app()
-    envelope = len(b'{"type":"invoice.paid","data":{"blob":""}}')
-    event = await api.publish(app_id, "invoice.paid", {"blob": "x" * (MAX_BODY - envelope - 64)})
-    assert len(event["data"]["blob"]) == MAX_BODY - envelope - 64
+    await api.create_endpoint(app_id, receiver.url(path))
+    payload = event_body(MAX_BODY)
+    r = await send_body(api, "POST", f"/v1/apps/{app_id}/events", payload, chunked)
+    assert r.status_code == 202, r.text[:300]
+    done = await api.wait_event(app_id, r.json()["id"])
+    assert done["data"] == json.loads(payload)["data"]
+    [got] = receiver.at(path)
+    assert got.json()["data"] == done["data"]
+
+
+def event_body(size: int) -> bytes:
+    """A publish body of exactly `size` bytes."""
+    envelope = b'{"type": "invoice.paid", "data": {"blob": "%s"}}'
+    body = envelope % (b"x" * (size - len(envelope % b"")))
+    assert len(body) == size
+    return body
 
 
 async def _chunks(payload: bytes, size: int = 16 * 1024) -> AsyncIterator[bytes]:
@@ -781,52 +803,13 @@ async def _chunks(payload: bytes, size: int = 16 * 1024) -> AsyncIterator[bytes]
         yield payload[i : i + size]
 
 
-async def _send_chunked(api: ApiClient, method: str, url: str, payload: bytes) -> httpx.Response:
-    request = api.http.build_request(method, url, content=_chunks(payload), headers={"content-type": "application/json"})
-    assert "content-length" not in request.headers and request.headers.get("transfer-encoding") == "chunked"
+async def send_body(api: ApiClient, method: str, url: str, payload: bytes, chunked: bool) -> httpx.Response:
+    """A raw JSON body, with a content-length or chunked (no length declared up front)."""
+    content = _chunks(payload) if chunked else payload
+    request = api.http.build_request(method, url, content=content, headers={"content-type": "application/json"})
+    assert ("content-length" not in request.headers) == chunked
+    assert (request.headers.get("transfer-encoding") == "chunked") == chunked
     return await api.http.send(request)
-
-
-async def test_chunked_body_over_the_limit_is_413(api: ApiClient, receiver: Receiver, path: str) -> None:
-    app_id = await api.create_app()
-    endpoint = await api.create_endpoint(app_id, receiver.url(path))
-    payload = b'{"type": "invoice.paid", "data": {"blob": "' + b"x" * (MAX_BODY + 1024) + b'"}}'
-    assert_error(await _send_chunked(api, "POST", f"/v1/apps/{app_id}/events", payload), 413)
-    assert (await get_ok(api, f"/v1/apps/{app_id}/events"))["data"] == []
-
-    before = await newest_app(api)
-    payload = b'{"name": "' + b"x" * (MAX_BODY + 1024) + b'"}'
-    assert_error(await _send_chunked(api, "POST", "/v1/apps", payload), 413)
-    assert await newest_app(api) == before
-
-    # Routes that take no body must not act on an oversized one either.
-    ep_url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
-    assert_error(await _send_chunked(api, "POST", f"{ep_url}/pause", b" " * (MAX_BODY + 1024)), 413)
-    assert await get_ok(api, ep_url) == endpoint and endpoint["status"] == "active"
-
-    # A small chunked body is fine.
-    small = b'{"type": "invoice.paid", "data": {"n": 1}}'
-    r = await _send_chunked(api, "POST", f"/v1/apps/{app_id}/events", small)
-    assert r.status_code == 202, r.text
-    await api.wait_event(app_id, r.json()["id"])
-    assert len(receiver.at(path)) == 1
-
-
-async def test_body_on_a_bodyless_route_with_content_length_over_limit_is_413(
-    api: ApiClient, receiver: Receiver, path: str
-) -> None:
-    app_id = await api.create_app()
-    endpoint = await api.create_endpoint(app_id, receiver.url(path))
-    ep_url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
-    r = await api.http.post(f"{ep_url}/pause", content=b" " * (MAX_BODY + 1))
-    assert_error(r, 413)
-    r = await api.http.request("DELETE", ep_url, content=b" " * (MAX_BODY + 1))
-    assert_error(r, 413)
-    assert await get_ok(api, ep_url) == endpoint
-
-
-async def _assert_nothing_received(receiver: Receiver, path: str) -> None:
-    assert receiver.at(path) == []
 
 
 # --- unknown ids and tenant isolation ------------------------------------------------------------
@@ -930,37 +913,41 @@ LIST_ROUTES = [
 ]
 
 
-async def test_bad_limit_and_cursor_are_422_on_every_list(api: ApiClient, receiver: Receiver, path: str) -> None:
+async def test_bad_limit_is_422_on_every_list(api: ApiClient, receiver: Receiver, path: str) -> None:
     world = await make_world(api, receiver, path)
-    before = await snapshot(api, world.app_id)
     for template in LIST_ROUTES:
         url = world.fill(template)
         for limit in ["0", "-1", "251", "1000", "abc", "", "1.5", "1e3", "99999999999999999999999"]:
-            assert_error(await api.http.get(url, params={"limit": limit}), 422)
-        assert_error(await api.http.get(url, params={"cursor": "c" * 129}), 422)
-        assert (await api.http.get(url, params={"limit": "250"})).status_code == 200
-        assert (await api.http.get(url, params={"limit": "1"})).status_code == 200
-    assert await snapshot(api, world.app_id) == before
+            body = assert_error(await api.http.get(url, params={"limit": limit}), 422)
+            assert "limit" in body["detail"]
+        for limit in ("1", "250"):
+            assert (await api.http.get(url, params={"limit": limit})).status_code == 200
 
 
-async def test_garbage_cursors_never_crash_a_list(api: ApiClient, receiver: Receiver, path: str) -> None:
-    """Cursors are opaque; a forged one pages nowhere odd and never errors with a 5xx."""
+FORGED_CURSORS = {
+    "word": "abc",
+    "negative": "-1",
+    "fraction": "1.5",
+    "hex": "0x10",
+    "padded": " 1",
+    "sql": "' OR 1=1 --",
+    "unicode": "\u00e9\u2603",
+    "sorts-after-every-id": "zzzzzzzz",
+    "overlong": "c" * 129,
+}
+
+
+@pytest.mark.parametrize("template", LIST_ROUTES)
+async def test_cursor_the_list_never_returned_is_422(
+    api: ApiClient, receiver: Receiver, path: str, template: str
+) -> None:
+    """A cursor is what `next_cursor` gave: anything else, an id of another kind included, is refused."""
     world = await make_world(api, receiver, path)
-    for template in LIST_ROUTES[:-1]:
-        for cursor in ["abc", "' OR 1=1 --", "%", "\u00e9\u2603", "zzzzzzzz"]:
-            r = await api.http.get(world.fill(template), params={"cursor": cursor})
-            assert r.status_code in (200, 422), r.text
-            if r.status_code == 200:
-                assert set(r.json()) == {"data", "next_cursor"}
-
-
-@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", "1e3", "0x10", " 1", "' OR 1=1 --"])
-async def test_garbage_attempts_cursor_is_422(api: ApiClient, receiver: Receiver, path: str, cursor: str) -> None:
-    world = await make_world(api, receiver, path)
-    url = world.fill("/v1/apps/{app}/deliveries/{dlv}/attempts")
-    body = assert_error(await api.http.get(url, params={"cursor": cursor}), 422)
-    assert "cursor" in body["detail"]
-    assert [a["number"] for a in (await get_ok(api, url))["data"]] == [1]
+    url = world.fill(template)
+    other_kind = world.delivery["id"] if template.endswith("/events") else world.event["id"]
+    for cursor in [*FORGED_CURSORS.values(), other_kind]:
+        body = assert_error(await api.http.get(url, params={"cursor": cursor}), 422)
+        assert "cursor" in body["detail"]
 
 
 @pytest.mark.parametrize("status", ["done", "SUCCEEDED", "succeeded ", "", "failed", "dead-lettered", "pending,retrying"])
@@ -992,9 +979,6 @@ async def test_bad_replay_bodies_are_422_and_send_nothing(api: ApiClient, receiv
         assert_error(await api.http.post(dl_replay, json={"since": since}), 422)
     assert await snapshot(api, world.app_id) == before
     assert len(receiver.at(path)) == hits
-
-
-
 
 
 async def test_nul_characters_get_a_4xx_on_both_databases(any_api: ApiClient, receiver: Receiver, path: str) -> None:

@@ -18,7 +18,7 @@ async def create_app(body: AppCreate, session: SessionDep) -> Application:
 @router.get("", response_model=Page[AppOut])
 async def list_apps(session: SessionDep, paging: PagingDep) -> dict:
     rows, cursor = await queries.page_by_id(
-        session, select(Application), Application.id, limit=paging.limit, cursor=paging.cursor
+        session, select(Application), Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
     )
     return {"data": rows, "next_cursor": cursor}
 

@@ -33,7 +33,7 @@ async def list_deliveries(
     stmt = select(Delivery).where(
         *queries.delivery_filter(app_id=app.id, endpoint_id=endpoint_id, statuses=[status_] if status_ else None)
     )
-    rows, cursor = await queries.page_by_id(session, stmt, Delivery.id, limit=paging.limit, cursor=paging.cursor)
+    rows, cursor = await queries.page_by_id(session, stmt, Delivery.id, limit=paging.limit, cursor=paging.id_cursor("dlv"))
     return {"data": rows, "next_cursor": cursor}
 
 

@@ -55,7 +55,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(app: AppDep, session: SessionDep, paging: PagingDep, settings: SettingsDep) -> dict:
     stmt = select(Endpoint).where(Endpoint.app_id == app.id)
-    rows, cursor = await queries.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.cursor)
+    rows, cursor = await queries.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.id_cursor("ep"))
     return {"data": [endpoint_out(r, settings) for r in rows], "next_cursor": cursor}
 
 

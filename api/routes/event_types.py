@@ -48,7 +48,7 @@ async def create_event_type(body: EventTypeCreate, session: SessionDep) -> Event
 @router.get("", response_model=Page[EventTypeOut], response_model_by_alias=True)
 async def list_event_types(session: SessionDep, paging: PagingDep) -> dict:
     rows, cursor = await queries.page_by_id(
-        session, select(EventType), EventType.id, limit=paging.limit, cursor=paging.cursor
+        session, select(EventType), EventType.id, limit=paging.limit, cursor=paging.id_cursor("etp")
     )
     return {"data": [_out(r) for r in rows], "next_cursor": cursor}
 

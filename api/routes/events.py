@@ -51,7 +51,7 @@ async def publish(
 @router.get("", response_model=Page[EventOut])
 async def list_events(app: AppDep, session: SessionDep, paging: PagingDep) -> dict:
     stmt = select(Event).where(Event.app_id == app.id)
-    rows, cursor = await queries.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.cursor)
+    rows, cursor = await queries.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.id_cursor("evt"))
     return {"data": [event_out(r) for r in rows], "next_cursor": cursor}
 
 
