@@ -642,7 +642,8 @@ def main() -> int:
     parser.add_argument("--ceiling-sandbox", choices=("on", "off"), default="on",
                         help="workflow sandbox of the ceiling worker (Hookline's worker runs sandboxed) [on]")
     parser.add_argument("--worker-variant", help="run bench/variant_worker.py with these comma-separated tweaks "
-                        "instead of `python -m cli worker` (experiments only)")
+                        "(nosandbox, autoscale, quiet-httpx, nosa) instead of `python -m cli worker` "
+                        "(experiments only)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the Hookline worker, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")
     parser.add_argument("--workers", type=int, default=1, help="Hookline worker processes [1]")
