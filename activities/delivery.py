@@ -26,9 +26,24 @@ USER_AGENT = f"Hookline/{VERSION}"
 ENDPOINT_PAUSED = "EndpointPaused"
 DEAD_LETTERED = "DeadLettered"
 NOT_YET_DUE = "NotYetDue"
+CHANGED_MEANWHILE = "ChangedMeanwhile"
+# The next attempt is far off: the workflow waits for it on a timer (details: the seconds),
+# so the delivery gives its fan-out window slot to others meanwhile.
+RETRY_LATER = "RetryLater"
+
+# Waits up to this long stay with Temporal's activity retry (no history events, the slot kept);
+# longer ones become workflow timers that hold no slot.
+HOLD_SLOT_UP_TO = timedelta(seconds=60)
 
 # Temporal schedules retries in whole seconds; an attempt this close to its time is due.
 DUE_TOLERANCE = timedelta(seconds=1.5)
+
+
+def retry_error(message: str, delay: timedelta, *, retryable_type: str) -> ApplicationError:
+    """The error that makes the next attempt come after `delay`."""
+    if delay > HOLD_SLOT_UP_TO:
+        return ApplicationError(message, delay.total_seconds(), type=RETRY_LATER, non_retryable=True)
+    return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
 
 def envelope(event: Event) -> str:
@@ -71,19 +86,17 @@ class DeliveryActivities:
             now = datetime.now(timezone.utc)
             if delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
                 # A run that took over this delivery mid-backoff: wait out the rest, burn no attempt.
-                raise ApplicationError(
-                    "next attempt not due yet", type=NOT_YET_DUE, next_retry_delay=delivery.next_attempt_at - now
-                )
+                raise retry_error("next attempt not due yet", delivery.next_attempt_at - now, retryable_type=NOT_YET_DUE)
             if not self._settings.allow_private_targets and await resolves_to_private(endpoint.url):
                 await self._close(session, delivery, "endpoint resolves to a private address")
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
-            await self._attempt(session, delivery, endpoint, event, input)
-            return DeliverResult(status_code=delivery.last_status_code or 200)
+            return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
 
     async def _attempt(
         self, session: AsyncSession, delivery: Delivery, endpoint: Endpoint, event: Event, input: DeliverInput
-    ) -> None:
+    ) -> int:
+        """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
         body = envelope(event)
         started = datetime.now(timezone.utc)
         headers = {
@@ -116,38 +129,43 @@ class DeliveryActivities:
             delivery_id=delivery.id, number=0, started_at=started, duration_ms=duration_ms,
             status_code=status_code, error=error, response_body=response_body,
         )
-        cycle_attempt = delivery.cycle_attempts + 1
         ATTEMPT_SECONDS.observe(duration_ms / 1000)
 
+        delay: float | None = None
         if status_code is not None and 200 <= status_code < 300:
-            await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="succeeded", next_attempt_at=None)
-            DELIVERY_ATTEMPTS.labels("succeeded").inc()
-            return
-        if status_code == 410:
-            attempt.error = "410 Gone: endpoint disabled"
-            await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="dead_lettered", next_attempt_at=None)
-            await queries.save(session, endpoint, {"status": "disabled", "disabled_reason": "receiver answered 410 Gone"})
-            DELIVERY_ATTEMPTS.labels("dead_lettered").inc()
-            raise ApplicationError(attempt.error, type=DEAD_LETTERED, non_retryable=True)
-        if attempt.error is None:
-            attempt.error = f"HTTP {status_code}"
-        if cycle_attempt >= input.retry.max_attempts:
-            await queries.record_attempt(session, delivery=delivery, attempt=attempt, status="dead_lettered", next_attempt_at=None)
-            DELIVERY_ATTEMPTS.labels("dead_lettered").inc()
-            raise ApplicationError(f"attempts exhausted; last: {attempt.error}", type=DEAD_LETTERED, non_retryable=True)
-
-        delay = input.retry.delay_after(cycle_attempt)
-        if response is not None and status_code in (429, 503):
-            asked = retry_after_seconds(response, started)
-            if asked is not None:
-                delay = min(asked, self._settings.retry_after_max_s)
-        await queries.record_attempt(
-            session, delivery=delivery, attempt=attempt, status="retrying",
-            next_attempt_at=datetime.now(timezone.utc) + timedelta(seconds=delay),
+            status = "succeeded"
+        elif status_code == 410:
+            status, attempt.error = "dead_lettered", "410 Gone: endpoint disabled"
+        else:
+            attempt.error = attempt.error or f"HTTP {status_code}"
+            if delivery.cycle_attempts + 1 >= input.retry.max_attempts:
+                status = "dead_lettered"
+            else:
+                status, delay = "retrying", input.retry.delay_after(delivery.cycle_attempts + 1)
+                if response is not None and status_code in (429, 503):
+                    asked = retry_after_seconds(response, started)
+                    if asked is not None:
+                        delay = min(asked, self._settings.retry_after_max_s)
+        next_attempt_at = None if delay is None else datetime.now(timezone.utc) + timedelta(seconds=delay)
+        current = await queries.record_attempt(
+            session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
         )
-        DELIVERY_ATTEMPTS.labels("retrying").inc()
+        DELIVERY_ATTEMPTS.labels(status).inc()
+        if status_code == 410:
+            await queries.save(session, endpoint, {"status": "disabled", "disabled_reason": "receiver answered 410 Gone"})
+        if not current:
+            # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
+            raise ApplicationError(
+                "delivery changed during this attempt", type=CHANGED_MEANWHILE, next_retry_delay=timedelta(seconds=1)
+            )
+        if status_code is not None and status == "succeeded":
+            return status_code
+        if status == "dead_lettered":
+            reason = attempt.error if status_code == 410 else f"attempts exhausted; last: {attempt.error}"
+            raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
+        assert delay is not None
         # The delay is set here, from the delivery's own count, so it survives pause and resume.
-        raise ApplicationError(attempt.error, type="AttemptFailed", next_retry_delay=timedelta(seconds=delay))
+        raise retry_error(attempt.error, timedelta(seconds=delay), retryable_type="AttemptFailed")
 
     async def _close(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         await queries.set_delivery_status(

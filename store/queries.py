@@ -302,18 +302,41 @@ async def record_attempt(
     attempt: Attempt,
     status: str,
     next_attempt_at: datetime | None,
-) -> None:
-    delivery.attempts += 1
-    delivery.cycle_attempts += 1
-    delivery.status = status
-    delivery.last_status_code = attempt.status_code
-    delivery.last_error = attempt.error
-    delivery.next_attempt_at = next_attempt_at
-    delivery.updated_at = utcnow()
-    attempt.number = delivery.attempts
-    session.add(delivery)
+) -> bool:
+    """Log the attempt and move the delivery on; False when the delivery changed meanwhile.
+
+    The delivery was read before the HTTP request. If something rewrote it while the request was
+    on its way (a replay's fresh budget, a deletion closing it), the attempt is logged but that
+    new state stands: the attempt must not spend a replay's budget nor close a replayed delivery.
+    Every write to a delivery sets `updated_at`, so an unchanged `updated_at` means unchanged.
+    """
+    values: dict[str, Any] = {
+        "attempts": col(Delivery.attempts) + 1,
+        "last_status_code": attempt.status_code,
+        "last_error": attempt.error,
+        "updated_at": utcnow(),
+    }
+    unsynced = {"synchronize_session": False}  # the caller's copy stays as it was read
+    moved = await session.exec(  # type: ignore[call-overload]
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            Delivery.updated_at == delivery.updated_at,
+        )
+        .values(**values, cycle_attempts=col(Delivery.cycle_attempts) + 1, status=status, next_attempt_at=next_attempt_at)
+        .execution_options(**unsynced)
+    )
+    current = bool(moved.rowcount)
+    if not current:
+        await session.exec(  # type: ignore[call-overload]
+            update(Delivery).where(Delivery.id == delivery.id).values(**values).execution_options(**unsynced)
+        )
+    attempt.number = (
+        await session.exec(select(Delivery.attempts).where(Delivery.id == delivery.id))
+    ).one()
     session.add(attempt)
     await session.commit()
+    return current
 
 
 async def list_attempts(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer, running_stack
+from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer, api_client, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +55,14 @@ def any_stack(request: pytest.FixtureRequest) -> Stack:
 
 @pytest.fixture
 async def api(sqlite_stack: Stack) -> AsyncIterator[ApiClient]:
-    client = ApiClient(sqlite_stack.url)
-    yield client
-    await client.aclose()
+    async for client in api_client(sqlite_stack):
+        yield client
 
 
 @pytest.fixture
 async def any_api(any_stack: Stack) -> AsyncIterator[ApiClient]:
-    client = ApiClient(any_stack.url)
-    yield client
-    await client.aclose()
+    async for client in api_client(any_stack):
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,6 +211,19 @@ def running_stack(stack: Stack) -> Iterator[Stack]:
         raise
     finally:
         stack.stop()
+
+
+def isolated_stack(temporal: TemporalServer, work_dir: Path, name: str, **env: str) -> Iterator[Stack]:
+    """For fixtures: a stack of its own on a fresh SQLite file, with extra HOOKLINE_* settings."""
+    stack = Stack(temporal=temporal, database_url=f"sqlite:///{work_dir / name}", work_dir=work_dir, extra_env=env)
+    yield from running_stack(stack)
+
+
+async def api_client(stack: Stack) -> AsyncIterator[ApiClient]:
+    """For fixtures: an API client on the stack, closed afterwards."""
+    client = ApiClient(stack.url)
+    yield client
+    await client.aclose()
 
 
 # --- receivers -----------------------------------------------------------------------------------

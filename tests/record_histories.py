@@ -1,4 +1,6 @@
-"""Record event-workflow histories for the replay test: `python -m tests.record_histories`.
+"""Record event-workflow histories for the replay test: `python -m tests.record_histories [name …]`.
+
+With names, only those histories are written; the others stay as they were recorded.
 
 Run it after a deliberate change to workflow code, once the change is made safe for running
 workflows (`workflow.patched`), and commit the new files beside the old ones: the replay test
@@ -6,6 +8,7 @@ then proves that the new code still replays what the old code wrote.
 """
 
 import asyncio
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from tests.harness import ApiClient, Receiver, Stack, TemporalServer, wait_for
 
 OUT = Path(__file__).parent / "histories"
 RETRY = {"max_attempts": 2, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+# A retry far enough off that the workflow waits for it on a timer.
+FAR_OFF_RETRY = {"max_attempts": 3, "initial_interval_s": 120, "backoff_coefficient": 1.0, "max_interval_s": 120}
 
 
 async def record(stack: Stack, receiver: Receiver) -> None:
@@ -44,14 +49,33 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     await api.http.post(base + "/resume")
     await api.wait_event(app_id, held["id"])
 
+    later = await api.create_endpoint(app_id, receiver.url("/later"), retry=FAR_OFF_RETRY, event_types=["later.*"])
+    receiver.set("/later", 500)
+    waiting = await api.publish(app_id, "later.one", {"n": 3})
+
+    def later_waits(event: dict) -> bool:
+        statuses = {d["endpoint_id"]: d["status"] for d in event["deliveries"]}
+        others = [s for endpoint_id, s in statuses.items() if endpoint_id != later["id"]]
+        return statuses.get(later["id"]) == "retrying" and all(s == "succeeded" for s in others)
+
+    event = await api.wait_event(app_id, waiting["id"], later_waits)
+    await asyncio.sleep(1)
+    receiver.set("/later", 200)
+    [delivery] = [d for d in event["deliveries"] if d["endpoint_id"] == later["id"]]
+    await api.http.post(f"/v1/apps/{app_id}/deliveries/{delivery['id']}/replay")
+    await api.wait_event(app_id, waiting["id"])
+
     await asyncio.sleep(2)
     await save(client, "replay_after_close", delivered)
     await save(client, "pause_resume", held)
+    await save(client, "retry_later_cut_short_by_replay", waiting)
     await api.aclose()
 
 
 async def save(client: Client, name: str, event: dict) -> None:
     """The newest run of the event's workflow."""
+    if sys.argv[1:] and name not in sys.argv[1:]:
+        return
     history = await client.get_workflow_handle(event["workflow_id"]).fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json())
 

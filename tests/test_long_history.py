@@ -12,7 +12,7 @@ import pytest
 
 from core.config import Settings
 from core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, running_stack
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, running_stack
 
 RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
 
@@ -34,9 +34,8 @@ def short_history_stack(work_dir: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 async def short_api(short_history_stack: Stack) -> AsyncIterator[ApiClient]:
-    client = ApiClient(short_history_stack.url)
-    yield client
-    await client.aclose()
+    async for client in api_client(short_history_stack):
+        yield client
 
 
 async def test_fan_out_survives_many_continue_as_new(

@@ -6,25 +6,18 @@ from pathlib import Path
 import pytest
 
 from activities.http import resolves_to_private
-from tests.harness import ApiClient, Stack, TemporalServer, running_stack
+from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated_stack
 
 
 @pytest.fixture(scope="module")
 def strict_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    stack = Stack(
-        temporal=temporal,
-        database_url=f"sqlite:///{work_dir / 'strict.db'}",
-        work_dir=work_dir,
-        extra_env={"HOOKLINE_ALLOW_PRIVATE_TARGETS": "false"},
-    )
-    yield from running_stack(stack)
+    yield from isolated_stack(temporal, work_dir, "strict.db", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
 
 
 @pytest.fixture
 async def strict_api(strict_stack: Stack) -> AsyncIterator[ApiClient]:
-    client = ApiClient(strict_stack.url)
-    yield client
-    await client.aclose()
+    async for client in api_client(strict_stack):
+        yield client
 
 
 @pytest.mark.parametrize(

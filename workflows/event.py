@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, DeliveryActivities
+    from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER, DeliveryActivities
     from activities.records import RecordActivities
     from core.messages import (
         DeliverInput,
@@ -41,6 +41,10 @@ REPLAY_SIGNAL = "replay"
 # HooklineEndpointIds lists the first endpoints only, within this budget.
 ENDPOINT_IDS_ATTR_BUDGET = 1800
 
+# Open deliveries of one run, held ones included. A hand-over carries them all in one payload
+# (about 220 bytes each), which must stay well under Temporal's 2 MB limit.
+OPEN_DELIVERIES_CAP = 4000
+
 
 @workflow.defn
 class EventWorkflow:
@@ -53,7 +57,8 @@ class EventWorkflow:
         self._seen_requests: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_flight: dict[str, tuple[str, workflow.ActivityHandle]] = {}
-        self._held = 0  # tasks waiting on a paused endpoint
+        self._held = 0  # tasks waiting on a paused endpoint or for a later retry: no slot, no activity
+        self._waiting_retry: set[str] = set()  # deliveries whose next attempt is far off; a replay takes one out
         self._endpoint_ids: list[str] = list(input.endpoint_ids)
         self._handing_over = False
         self._carry: list[DeliveryTarget] = []
@@ -76,9 +81,10 @@ class EventWorkflow:
                 self._launch(target)
             after = page.next_after
             resolving = after is not None
-            # Resolve ahead of the window by one page at most: bounded memory and history.
+            # Resolve ahead of the window by one page at most: bounded memory, history and hand-over.
             await workflow.wait_condition(
-                lambda: len(self._tasks) - self._held < 2 * input.window or self._long_history()
+                lambda: (len(self._tasks) - self._held < 2 * input.window and len(self._tasks) < OPEN_DELIVERIES_CAP)
+                or self._long_history()
             )
         while True:
             await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks or self._long_history())
@@ -139,6 +145,7 @@ class EventWorkflow:
         self._note_endpoints(targets)
         # A delivery still waiting out a backoff goes again now, with its fresh budget.
         self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
+        self._waiting_retry.difference_update(t.delivery_id for t in targets)
         for target in targets:
             if target.delivery_id not in self._tasks:
                 self._launch(target)
@@ -150,15 +157,41 @@ class EventWorkflow:
 
     async def _deliver(self, target: DeliveryTarget) -> None:
         try:
-            while not await self._deliver_once(target):
+            while True:
+                outcome = await self._deliver_once(target)
+                if outcome is True:
+                    return
+                if isinstance(outcome, timedelta):
+                    await self._wait_for_retry(target, outcome)
                 if self._handing_over:
                     self._carry.append(target.model_copy(update={"paused": False}))
                     return
         finally:
             del self._tasks[target.delivery_id]
 
-    async def _deliver_once(self, target: DeliveryTarget) -> bool:
-        """One activity run (with its retries); False when it must go again (pause, replay, hand-over)."""
+    async def _wait_for_retry(self, target: DeliveryTarget, delay: timedelta) -> None:
+        """Wait for a far-off next attempt on a timer, holding no slot; a pause, replay or hand-over cuts it short."""
+        self._held += 1
+        self._waiting_retry.add(target.delivery_id)
+        try:
+            await workflow.wait_condition(
+                lambda: target.delivery_id not in self._waiting_retry
+                or target.endpoint_id in self._paused_endpoints
+                or self._handing_over,
+                timeout=delay,
+            )
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._held -= 1
+            self._waiting_retry.discard(target.delivery_id)
+
+    async def _deliver_once(self, target: DeliveryTarget) -> bool | timedelta:
+        """One activity run with its short retries.
+
+        True when the delivery is closed; False when it must go again at once (pause, replay,
+        hand-over); a delay when its next attempt is far off.
+        """
         if target.endpoint_id in self._paused_endpoints and not self._handing_over:
             await self._mark(target.delivery_id, "paused")
             self._held += 1
@@ -181,7 +214,7 @@ class EventWorkflow:
                     delivery_id=target.delivery_id, retry=target.retry, timeout_s=self._input.delivery_timeout_s
                 ),
                 start_to_close_timeout=timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK,
-                retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED]),
+                retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER]),
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
             self._in_flight[target.delivery_id] = (target.endpoint_id, handle)
@@ -199,6 +232,8 @@ class EventWorkflow:
                     return False
                 if isinstance(cause, ApplicationError) and cause.type == DEAD_LETTERED:
                     return True
+                if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER:
+                    return timedelta(seconds=float(cause.details[0]))
                 # Temporal gave up (attempts lost to crashes or timeouts): keep it as a dead letter.
                 await self._mark(target.delivery_id, "dead_lettered", error=str(cause or err))
                 return True

@@ -1,0 +1,93 @@
+"""Long waits between attempts hold no fan-out slot; a replay during an attempt is not undone by it."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_for
+
+# The first retry is five minutes away: far beyond what a delivery may wait holding its slot.
+FAR_OFF = {"max_attempts": 3, "initial_interval_s": 300, "backoff_coefficient": 1.0, "max_interval_s": 300}
+
+
+@pytest.fixture(scope="module")
+def narrow_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    yield from isolated_stack(temporal, work_dir, "narrow-window.db", HOOKLINE_FANOUT_WINDOW="2")
+
+
+@pytest.fixture
+async def narrow_api(narrow_stack: Stack) -> AsyncIterator[ApiClient]:
+    async for client in api_client(narrow_stack):
+        yield client
+
+
+def by_endpoint(event: dict) -> dict[str, dict]:
+    return {d["endpoint_id"]: d for d in event["deliveries"]}
+
+
+async def test_failing_endpoints_waiting_to_retry_do_not_block_the_rest_of_the_event(
+    narrow_api: ApiClient, receiver: Receiver, path: str
+) -> None:
+    api = narrow_api
+    app_id = await api.create_app()
+    # Created first, so they take the whole window of 2 before the healthy endpoint is reached.
+    failing = [await api.create_endpoint(app_id, receiver.url(f"{path}/down/{i}"), retry=FAR_OFF) for i in range(2)]
+    for i in range(2):
+        receiver.set(f"{path}/down/{i}", 500)
+    healthy = await api.create_endpoint(app_id, receiver.url(f"{path}/up"))
+
+    published = time.time()
+    event = await api.publish(app_id, "order.created", {"n": 1})
+    await wait_for(lambda: len(receiver.at(f"{path}/up")) == 1, timeout=20)
+    state = await api.wait_event(
+        app_id, event["id"], lambda e: by_endpoint(e)[healthy["id"]]["status"] == "succeeded", timeout=10
+    )
+    for endpoint in failing:
+        delivery = by_endpoint(state)[endpoint["id"]]
+        assert delivery["status"] == "retrying" and delivery["attempts"] == 1
+        wait_s = datetime.fromisoformat(delivery["next_attempt_at"]).timestamp() - published
+        assert 250 < wait_s < 330, wait_s
+    assert [len(receiver.at(f"{path}/down/{i}")) for i in range(2)] == [1, 1]
+
+    # A replay calls a waiting delivery now, on a fresh budget, with the same webhook-id.
+    receiver.set(f"{path}/down/0", 200)
+    replayed = by_endpoint(state)[failing[0]["id"]]
+    assert (await api.http.post(f"/v1/apps/{app_id}/deliveries/{replayed['id']}/replay")).status_code == 202
+    await wait_for(lambda: len(receiver.at(f"{path}/down/0")) == 2, timeout=15)
+    assert {r.headers["webhook-id"] for r in receiver.at(f"{path}/down/0")} == {event["id"]}
+    assert [a["status_code"] for a in await api.attempts(app_id, replayed["id"])] == [500, 200]
+
+    # A pause reaches a waiting delivery too: it is held; on resume it goes out at once.
+    base = f"/v1/apps/{app_id}/endpoints/{failing[1]['id']}"
+    assert (await api.http.post(base + "/pause")).status_code == 200
+    await api.wait_event(app_id, event["id"], lambda e: by_endpoint(e)[failing[1]["id"]]["status"] == "paused")
+    receiver.set(f"{path}/down/1", 200)
+    assert (await api.http.post(base + "/resume")).status_code == 200
+    done = await api.wait_event(
+        app_id, event["id"], lambda e: {d["status"] for d in e["deliveries"]} == {"succeeded"}, timeout=20
+    )
+    assert by_endpoint(done)[failing[1]["id"]]["attempts"] == 2
+    assert len(receiver.at(f"{path}/down/1")) == 2
+
+
+async def test_replay_during_an_attempt_gets_its_fresh_budget(any_api: ApiClient, receiver: Receiver, path: str) -> None:
+    api = any_api
+    app_id = await api.create_app()
+    # One attempt only: the attempt in flight would dead-letter the delivery if it spent the replay's budget.
+    await api.create_endpoint(app_id, receiver.url(path), retry={"max_attempts": 1})
+    receiver.set(path, 500, delay=1.5)
+    event = await api.publish(app_id, "order.created", {"n": 2})
+    await wait_for(lambda: len(receiver.at(path)) == 1)
+    receiver.set(path, 200)  # the request in flight keeps its slow 500
+    [delivery] = (await api.event(app_id, event["id"]))["deliveries"]
+    assert (await api.http.post(f"/v1/apps/{app_id}/deliveries/{delivery['id']}/replay")).status_code == 202
+
+    done = await api.wait_event(app_id, event["id"], lambda e: e["deliveries"][0]["status"] == "succeeded", timeout=20)
+    assert done["deliveries"][0]["attempts"] == 2
+    assert [a["status_code"] for a in await api.attempts(app_id, delivery["id"])] == [500, 200]
+    await asyncio.sleep(1)
+    assert len(receiver.at(path)) == 2
