@@ -57,12 +57,12 @@ class SweepActivities:
 
     async def _reach(self, input: SignalPageInput, refs: list[DeliveryRef]) -> None:
         first = refs[0]
-        if input.operation in ("pause", "resume"):
+        if input.operation != "replay":
             assert input.endpoint_id is not None
             running = await dispatch.signal_endpoint(
-                self._client, event_id=first.event_id, endpoint_id=input.endpoint_id, pause=input.operation == "pause"
+                self._client, event_id=first.event_id, endpoint_id=input.endpoint_id, change=input.operation
             )
-            if running or input.operation == "pause":
+            if running or input.operation != "resume":
                 return
             # A held delivery whose workflow is gone (terminated by hand): start it again.
         await dispatch.replay(

@@ -103,13 +103,13 @@ class DeliveryPage(BaseModel):
 
 class SignalPageInput(BaseModel):
     deliveries: list[DeliveryRef]
-    operation: Literal["pause", "resume", "replay"]
+    operation: Literal["pause", "resume", "close", "replay"]
     endpoint_id: str | None = None
     request_id: str
 
 
 class SweepInput(BaseModel):
-    operation: Literal["pause", "resume", "replay"]
+    operation: Literal["pause", "resume", "close", "replay"]
     request_id: str
     page: DeliveryPageInput
     reached: int = 0

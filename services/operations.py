@@ -1,7 +1,8 @@
-"""Operator controls: pause, resume and replay, each reaching the event workflows by signal."""
+"""Operator controls: pause, resume, disable, delete and replay, each reaching the event workflows by signal."""
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
@@ -29,13 +30,21 @@ async def _sweep(client: Client, settings: Settings, *, operation: str, scope: s
 
 
 async def set_paused(
-    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, paused: bool
+    *,
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    endpoint: Endpoint,
+    paused: bool,
+    changes: dict[str, Any] | None = None,
 ) -> Endpoint:
-    """Record the new status first: every delivery attempt reads it, signals only make it prompt."""
+    """Record the new status (with any other `changes`) first: every delivery attempt reads it,
+    signals only make it prompt. If Temporal cannot be reached, everything is put back."""
     if endpoint.status == "disabled":
         raise Conflict("endpoint is disabled; PATCH status to active to re-enable it")
-    before = endpoint.status
-    endpoint = await queries.save(session, endpoint, {"status": "paused" if paused else "active"})
+    changes = {**(changes or {}), "status": "paused" if paused else "active"}
+    before = {key: getattr(endpoint, key) for key in changes}
+    endpoint = await queries.save(session, endpoint, changes)
     statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
     try:
         await _sweep(
@@ -46,24 +55,40 @@ async def set_paused(
             page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
         )
     except TemporalUnavailable:
-        await queries.save(session, endpoint, {"status": before})
+        await queries.save(session, endpoint, before)
         raise
     return endpoint
 
 
+async def disable_endpoint(
+    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, changes: dict[str, Any] | None = None
+) -> Endpoint:
+    """Record the endpoint as disabled (with any other `changes`), then close its open deliveries as dead letters."""
+    was_open = endpoint.status != "disabled"
+    endpoint = await queries.save(session, endpoint, {**(changes or {}), "status": "disabled", "disabled_reason": None})
+    if was_open:
+        await _close_open_deliveries(client, settings, endpoint.id)
+    return endpoint
+
+
 async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint) -> None:
-    """Delete the subscription and wake its held deliveries, which then end as dead letters."""
+    """Delete the subscription; its open deliveries end as dead letters."""
     await queries.delete_endpoint(session, endpoint=endpoint)
+    await _close_open_deliveries(client, settings, endpoint.id)
+
+
+async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id: str) -> None:
+    """Wake the endpoint's held and waiting deliveries: their next attempt reads the endpoint and closes them."""
     try:
         await _sweep(
             client,
             settings,
-            operation="resume",
-            scope=endpoint.id,
-            page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=["paused"]),
+            operation="close",
+            scope=endpoint_id,
+            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=["paused", "pending", "retrying"]),
         )
     except TemporalUnavailable:
-        pass  # held deliveries re-check their endpoint within the hour anyway
+        pass  # the status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt
 
 
 async def replay_event(

@@ -179,8 +179,15 @@ async def forget_event(session: AsyncSession, *, event: Event) -> None:
 
 # --- deliveries -------------------------------------------------------------------------------
 
-async def deliveries_of_event(session: AsyncSession, *, event_id: str) -> Sequence[Delivery]:
-    stmt = select(Delivery).where(Delivery.event_id == event_id).order_by(col(Delivery.id))
+async def deliveries_of_event(
+    session: AsyncSession, *, event_id: str, live_endpoints: bool = False
+) -> Sequence[Delivery]:
+    """The event's deliveries; with `live_endpoints`, only those whose endpoint still exists."""
+    stmt = (
+        select(Delivery)
+        .where(Delivery.event_id == event_id, *delivery_filter(live_endpoints=live_endpoints))
+        .order_by(col(Delivery.id))
+    )
     return (await session.exec(stmt)).all()
 
 

@@ -177,6 +177,13 @@ async def test_temporal_killed_mid_retries_loses_nothing(dapi: ApiClient, durabl
             assert r.headers["content-type"].startswith("application/json")
             assert isinstance(r.json()["detail"], str) and r.json()["detail"]
             refused_markers = {refused}
+            # A pause that cannot reach the event workflows is refused whole: the URL sent with it stays unchanged too.
+            [endpoint] = (await dapi.http.get(f"/v1/apps/{app_id}/endpoints")).json()["data"]
+            endpoint_url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
+            r = await dapi.http.patch(endpoint_url, json={"status": "paused", "url": "http://127.0.0.1:9/elsewhere"})
+            assert r.status_code == 503, r.text
+            after = (await dapi.http.get(endpoint_url)).json()
+            assert (after["status"], after["url"]) == ("active", endpoint["url"])
             time.sleep(2)
             assert durable.worker is not None and durable.worker.proc is not None
             assert durable.worker.proc.poll() is None, "the worker exited while Temporal was down"

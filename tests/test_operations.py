@@ -260,15 +260,55 @@ async def test_producer_publishes_without_http_and_shares_idempotency(
     assert [json.loads(h.body)["data"] for h in receiver.at(path)] == [{"from": "producer"}]
 
 
-async def test_deleting_a_paused_endpoint_dead_letters_what_it_held(api: ApiClient, receiver: Receiver, path: str) -> None:
-    app_id = await api.create_app()
-    endpoint = await api.create_endpoint(app_id, receiver.url(path))
-    base = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
-    await api.http.post(base + "/pause")
-    event = await api.publish(app_id, "invoice.paid", {})
-    await api.wait_event(app_id, event["id"], lambda e: statuses(e) == ["paused"])
+FAR_OFF_RETRY = {"max_attempts": 3, "initial_interval_s": 600, "backoff_coefficient": 1.0, "max_interval_s": 600}
 
-    assert (await api.http.delete(base)).status_code == 204
+
+@pytest.mark.parametrize("held", ["paused", "waiting_retry"])
+@pytest.mark.parametrize("closing", ["disable", "delete"])
+async def test_disabling_or_deleting_an_endpoint_dead_letters_its_open_deliveries_at_once(
+    api: ApiClient, receiver: Receiver, path: str, held: str, closing: str
+) -> None:
+    """Neither the hour a paused delivery waits between re-checks nor a ten-minute backoff delays it."""
+    app_id = await api.create_app()
+    endpoint = await api.create_endpoint(app_id, receiver.url(path), retry=FAR_OFF_RETRY)
+    base = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
+    if held == "paused":
+        await api.http.post(base + "/pause")
+    else:
+        receiver.set(path, 500)
+    event = await api.publish(app_id, "invoice.paid", {})
+    await api.wait_event(app_id, event["id"], lambda e: statuses(e) == ["paused" if held == "paused" else "retrying"])
+
+    if closing == "disable":
+        r = await api.http.patch(base, json={"status": "disabled"})
+        assert r.status_code == 200 and r.json()["status"] == "disabled", r.text
+    else:
+        assert (await api.http.delete(base)).status_code == 204
     done = await api.wait_event(app_id, event["id"], lambda e: statuses(e) == ["dead_lettered"], timeout=20)
-    assert "deleted" in done["deliveries"][0]["last_error"]
-    assert receiver.at(path) == []
+    [delivery] = done["deliveries"]
+    assert ("disabled" if closing == "disable" else "deleted") in delivery["last_error"]
+    assert len(receiver.at(path)) == (0 if held == "paused" else 1)  # no attempt beyond the one that failed
+
+
+async def test_replay_leaves_out_deliveries_to_deleted_endpoints(api: ApiClient, receiver: Receiver, path: str) -> None:
+    app_id = await api.create_app()
+    kept = await api.create_endpoint(app_id, receiver.url(path + "/kept"))
+    gone = await api.create_endpoint(app_id, receiver.url(path + "/gone"))
+    event = await api.publish(app_id, "invoice.paid", {})
+    done = await api.wait_event(app_id, event["id"])
+    gone_delivery = next(d for d in done["deliveries"] if d["endpoint_id"] == gone["id"])
+    assert (await api.http.delete(f"/v1/apps/{app_id}/endpoints/{gone['id']}")).status_code == 204
+
+    r = await api.http.post(f"/v1/apps/{app_id}/deliveries/{gone_delivery['id']}/replay")
+    assert r.status_code == 409 and "deleted" in r.json()["detail"], r.text
+    r = await api.http.post(f"/v1/apps/{app_id}/events/{event['id']}/replay", json={"endpoint_id": gone["id"]})
+    assert r.status_code == 404, r.text
+    r = await api.http.post(f"/v1/apps/{app_id}/events/{event['id']}/replay")
+    assert r.status_code == 202 and r.json() == {"replayed": 1}, r.text
+
+    await wait_for(lambda: len(receiver.at(path + "/kept")) == 2)
+    await asyncio.sleep(0.5)
+    assert len(receiver.at(path + "/gone")) == 1
+    after = await api.event(app_id, event["id"])
+    assert next(d for d in after["deliveries"] if d["endpoint_id"] == gone["id"]) == gone_delivery
+    assert kept["id"] in {d["endpoint_id"] for d in after["deliveries"]}

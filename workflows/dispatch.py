@@ -1,7 +1,7 @@
-"""How the rest of Hookline reaches event workflows: start, replay, pause and resume by signal."""
+"""How the rest of Hookline reaches event workflows: start, replay, and pause, resume or close an endpoint by signal."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.common import (
@@ -72,10 +72,19 @@ async def replay(
     )
 
 
-async def signal_endpoint(client: Client, *, event_id: str, endpoint_id: str, pause: bool) -> bool:
-    """Tell a running event workflow an endpoint was paused or resumed; False if it has closed."""
+ENDPOINT_SIGNALS = {
+    "pause": EventWorkflow.pause_endpoint,
+    "resume": EventWorkflow.resume_endpoint,
+    "close": EventWorkflow.close_endpoint,
+}
+
+
+async def signal_endpoint(
+    client: Client, *, event_id: str, endpoint_id: str, change: Literal["pause", "resume", "close"]
+) -> bool:
+    """Tell a running event workflow an endpoint was paused, resumed or closed; False if it has closed."""
     handle = client.get_workflow_handle_for(EventWorkflow.run, event_workflow_id(event_id))
-    signal = EventWorkflow.pause_endpoint if pause else EventWorkflow.resume_endpoint
+    signal = ENDPOINT_SIGNALS[change]
     try:
         await handle.signal(signal, EndpointSignal(endpoint_id=endpoint_id))
     except RPCError as exc:

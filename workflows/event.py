@@ -58,7 +58,9 @@ class EventWorkflow:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._in_flight: dict[str, tuple[str, workflow.ActivityHandle]] = {}
         self._held = 0  # tasks waiting on a paused endpoint or for a later retry: no slot, no activity
-        self._waiting_retry: set[str] = set()  # deliveries whose next attempt is far off; a replay takes one out
+        # Deliveries whose next attempt is far off, by delivery id, with their endpoint; a replay or
+        # the endpoint's closing takes one out.
+        self._waiting_retry: dict[str, str] = {}
         self._endpoint_ids: list[str] = list(input.endpoint_ids)
         self._handing_over = False
         self._carry: list[DeliveryTarget] = []
@@ -104,6 +106,15 @@ class EventWorkflow:
     def resume_endpoint(self, signal: EndpointSignal) -> None:
         self._paused_endpoints.discard(signal.endpoint_id)
 
+    @workflow.signal
+    def close_endpoint(self, signal: EndpointSignal) -> None:
+        """The endpoint was disabled or deleted: every delivery to it goes now, and closes as a dead letter."""
+        self._paused_endpoints.discard(signal.endpoint_id)
+        for delivery_id, endpoint_id in list(self._waiting_retry.items()):
+            if endpoint_id == signal.endpoint_id:
+                del self._waiting_retry[delivery_id]
+        self._cancel_in_flight(endpoint_id=signal.endpoint_id)
+
     @workflow.signal(name=REPLAY_SIGNAL)
     def replay(self, request: ReplayRequest) -> None:
         if request.request_id in self._seen_requests:
@@ -145,7 +156,8 @@ class EventWorkflow:
         self._note_endpoints(targets)
         # A delivery still waiting out a backoff goes again now, with its fresh budget.
         self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
-        self._waiting_retry.difference_update(t.delivery_id for t in targets)
+        for target in targets:
+            self._waiting_retry.pop(target.delivery_id, None)
         for target in targets:
             if target.delivery_id not in self._tasks:
                 self._launch(target)
@@ -172,7 +184,7 @@ class EventWorkflow:
     async def _wait_for_retry(self, target: DeliveryTarget, delay: timedelta) -> None:
         """Wait for a far-off next attempt on a timer, holding no slot; a pause, replay or hand-over cuts it short."""
         self._held += 1
-        self._waiting_retry.add(target.delivery_id)
+        self._waiting_retry[target.delivery_id] = target.endpoint_id
         try:
             await workflow.wait_condition(
                 lambda: target.delivery_id not in self._waiting_retry
@@ -184,7 +196,7 @@ class EventWorkflow:
             pass
         finally:
             self._held -= 1
-            self._waiting_retry.discard(target.delivery_id)
+            self._waiting_retry.pop(target.delivery_id, None)
 
     async def _deliver_once(self, target: DeliveryTarget) -> bool | timedelta:
         """One activity run with its short retries.

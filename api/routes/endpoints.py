@@ -80,13 +80,19 @@ async def update_endpoint(
     new_status = changes.pop("status", None)
     if new_status == "paused" and endpoint.status == "disabled":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active first")
-    endpoint = await queries.save(session, endpoint, changes)
     if new_status == "paused" or (new_status == "active" and endpoint.status == "paused"):
         endpoint = await operations.set_paused(
-            session=session, client=client, settings=settings, endpoint=endpoint, paused=new_status == "paused"
+            session=session, client=client, settings=settings, endpoint=endpoint, paused=new_status == "paused",
+            changes=changes,
+        )
+    elif new_status == "disabled":
+        endpoint = await operations.disable_endpoint(
+            session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
         )
     elif new_status is not None:
-        endpoint = await queries.save(session, endpoint, {"status": new_status, "disabled_reason": None})
+        endpoint = await queries.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None})
+    else:
+        endpoint = await queries.save(session, endpoint, changes)
     return endpoint_out(endpoint, settings)
 
 
