@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 
 from core.config import Settings
 from core.temporal import SEARCH_ATTRIBUTES
@@ -44,21 +45,26 @@ def dev_server_command(*, port: int, ui_port: int | None, db_file: Path | None, 
     return cmd
 
 
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
         with socket.socket() as sock:
             sock.settimeout(0.5)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
 def _settings(**overrides: object) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and the command's options; a bad value stops with its name."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from None
 
 
 def _dev_token(settings: Settings) -> str:
@@ -148,11 +154,12 @@ def dev(
         wait_for_port(settings.temporal_port, 60, temporal)
         spawn("worker", [sys.executable, "-m", "cli", "worker"])
         api = spawn("api", [sys.executable, "-m", "cli", "api", "--port", str(settings.port)])
-        wait_for_port(settings.port, 60, api)
+        wait_for_port(settings.port, 60, api, host=settings.host)
+        api_url = f"http://{settings.host}:{settings.port}"
         typer.echo(
             "\nHookline is running.\n"
-            f"  API          http://127.0.0.1:{settings.port}\n"
-            f"  OpenAPI docs http://127.0.0.1:{settings.port}/docs\n"
+            f"  API          {api_url}\n"
+            f"  OpenAPI docs {api_url}/docs\n"
             f"  Admin token  {token}\n"
             f"  Temporal     {temporal_address} (namespace {settings.temporal_namespace})\n"
             f"  Web UI       http://127.0.0.1:{settings.ui_port}\n"
@@ -195,6 +202,7 @@ def worker() -> None:
     """A worker: runs the event workflows and the delivery activities."""
     import worker as worker_module
 
+    _settings()  # a bad setting stops here, with its name, before anything starts
     worker_module.main()
 
 
@@ -206,7 +214,7 @@ def setup_temporal() -> None:
 
     from core.temporal import connect_temporal
 
-    settings = Settings()
+    settings = _settings()
 
     async def register() -> None:
         client = await connect_temporal(settings, wait_s=30)

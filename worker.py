@@ -6,16 +6,20 @@ import signal
 from datetime import timedelta
 
 from prometheus_client import start_http_server
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.delivery import DeliveryActivities
 from activities.http import ClientPool
 from activities.records import RecordActivities
+from activities.recovery import RecoveryActivities
 from activities.sweep import SweepActivities
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
+from services.recovery import ensure_recovery_schedule
 from store.db import create_schema, make_engine, make_sessionmaker
 from workflows.event import EventWorkflow
+from workflows.recovery import DispatchRecoveryWorkflow
 from workflows.sweep import DeliverySweepWorkflow
 
 log = logging.getLogger("hookline.worker")
@@ -32,11 +36,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     delivery = DeliveryActivities(sessions, http, settings)
     records = RecordActivities(sessions, settings)
     sweep = SweepActivities(client, sessions, settings)
+    recovery = RecoveryActivities(client, sessions, settings)
     try:
         async with Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[EventWorkflow, DeliverySweepWorkflow],
+            workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow],
             activities=[
                 delivery.deliver,
                 records.resolve_targets,
@@ -44,11 +49,17 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 records.prepare_replay,
                 sweep.page_deliveries,
                 sweep.signal_page,
+                recovery.dispatch_stragglers,
             ],
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_local_activities=settings.worker_max_concurrent_activities,
             graceful_shutdown_timeout=timedelta(seconds=settings.delivery_timeout_s + 5),
         ):
+            try:
+                await ensure_recovery_schedule(client, settings)
+            except RPCError:
+                # Deliveries do not depend on it; the next worker start tries again.
+                log.exception("could not create or update the dispatch recovery schedule")
             log.info("worker polling task queue %r at %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
             log.info("worker stopping")

@@ -20,13 +20,14 @@ class Settings(BaseSettings):
     task_queue: str = "hookline"
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    temporal_port: int = 7233
-    ui_port: int = 8233
+    port: int = Field(default=8000, ge=1, le=65535)
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    ui_port: int = Field(default=8233, ge=1, le=65535)
 
     admin_token: str | None = None
     allow_private_targets: bool = False
-    max_body_bytes: int = 256 * 1024
+    # At least a small event; at most what one request may hold in memory.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     delivery_timeout_s: float = Field(default=15.0, gt=0, le=300)
     retry_max_attempts: int = Field(default=13, ge=1, le=100)
@@ -38,7 +39,12 @@ class Settings(BaseSettings):
     fanout_window: int = Field(default=200, ge=1, le=1000)
     secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
     worker_max_concurrent_activities: int = Field(default=500, ge=1)
-    worker_metrics_port: int | None = Field(default=None, description="Serve the worker's Prometheus metrics here")
+    # How often the worker's recovery schedule looks for events recorded at least this long ago
+    # whose workflow was never started (the API or a producer died between the two steps).
+    dispatch_recovery_s: float = Field(default=60.0, ge=1, le=3600)
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve the worker's Prometheus metrics here"
+    )
 
     @property
     def effective_database_url(self) -> str:

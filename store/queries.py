@@ -171,6 +171,17 @@ async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
     event.dispatched = True
 
 
+async def undispatched_events(session: AsyncSession, *, recorded_before: datetime, limit: int) -> Sequence[Event]:
+    """Events recorded before the time whose fan-out workflow is not known to have started, oldest first."""
+    stmt = (
+        select(Event)
+        .where(col(Event.dispatched).is_(False), col(Event.created_at) < recorded_before)
+        .order_by(col(Event.created_at))
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
     await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))

@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -70,7 +70,11 @@ class Endpoint(SQLModel, table=True):
 
 class Event(SQLModel, table=True):
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("app_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("app_id", "idempotency_key"),
+        # The recovery of never-started fan-outs reads only undispatched rows.
+        Index("ix_events_undispatched", "dispatched", "created_at"),
+    )
     id: str = Field(primary_key=True)
     app_id: str = Field(foreign_key="applications.id", index=True)
     type: str = Field(index=True)

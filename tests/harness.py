@@ -213,9 +213,9 @@ def running_stack(stack: Stack) -> Iterator[Stack]:
         stack.stop()
 
 
-def isolated_stack(temporal: TemporalServer, work_dir: Path, name: str, **env: str) -> Iterator[Stack]:
-    """For fixtures: a stack of its own on a fresh SQLite file, with extra HOOKLINE_* settings."""
-    stack = Stack(temporal=temporal, database_url=f"sqlite:///{work_dir / name}", work_dir=work_dir, extra_env=env)
+def isolated_stack(temporal: TemporalServer, work_dir: Path, database_url: str, **env: str) -> Iterator[Stack]:
+    """For fixtures: a stack of its own on a fresh database, with extra HOOKLINE_* settings."""
+    stack = Stack(temporal=temporal, database_url=database_url, work_dir=work_dir, extra_env=env)
     yield from running_stack(stack)
 
 

@@ -11,7 +11,7 @@ from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated
 
 @pytest.fixture(scope="module")
 def strict_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from isolated_stack(temporal, work_dir, "strict.db", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
+    yield from isolated_stack(temporal, work_dir, f"sqlite:///{work_dir / 'strict.db'}", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ FAR_OFF = {"max_attempts": 3, "initial_interval_s": 300, "backoff_coefficient": 
 
 @pytest.fixture(scope="module")
 def narrow_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from isolated_stack(temporal, work_dir, "narrow-window.db", HOOKLINE_FANOUT_WINDOW="2")
+    yield from isolated_stack(temporal, work_dir, f"sqlite:///{work_dir / 'narrow-window.db'}", HOOKLINE_FANOUT_WINDOW="2")
 
 
 @pytest.fixture

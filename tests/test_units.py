@@ -96,3 +96,23 @@ def test_retry_after_seconds_and_dates() -> None:
     assert retry_after_seconds(resp(None), now) is None
     assert retry_after_seconds(resp("-5"), now) is None
     assert now + timedelta(seconds=1) > now
+
+
+@pytest.mark.parametrize(
+    "args, env, complaint",
+    [
+        (["dev", "--port", "70000"], {}, "port"),
+        (["dev", "--temporal-port", "0"], {}, "temporal_port"),
+        (["worker"], {"HOOKLINE_MAX_BODY_BYTES": "5"}, "max_body_bytes"),
+        (["api"], {"HOOKLINE_DISPATCH_RECOVERY_S": "0"}, "dispatch_recovery_s"),
+        (["worker"], {"HOOKLINE_WORKER_METRICS_PORT": "-1"}, "worker_metrics_port"),
+    ],
+)
+def test_a_bad_setting_stops_the_command_with_its_name(args: list[str], env: dict[str, str], complaint: str) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    result = CliRunner().invoke(app, args, env={"HOOKLINE_ADMIN_TOKEN": "t", **env})
+    assert result.exit_code == 2, result.output
+    assert complaint in result.output and "Traceback" not in result.output

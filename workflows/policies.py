@@ -23,6 +23,8 @@ SIGNAL_RETRY = RetryPolicy(
     maximum_attempts=0,
 )
 SWEEP_HEARTBEAT = timedelta(seconds=30)
+# The recovery runs again at its next scheduled time anyway: a few tries are enough.
+RECOVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=3)
 
 # A paused delivery re-checks its endpoint this often, in case a resume signal was missed.
 PAUSE_RECHECK = timedelta(hours=1)

@@ -1,0 +1,76 @@
+"""A publish that recorded its event and died before starting the fan-out is finished by the worker."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.temporal import connect_temporal
+from services.recovery import recovery_schedule_id
+from store import queries
+from store.db import make_engine, make_sessionmaker
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
+
+RECOVERY_S = 1
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def recovering_stack(request: pytest.FixtureRequest, temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{work_dir / 'recovery.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres").create_database()
+    yield from isolated_stack(temporal, work_dir, database_url, HOOKLINE_DISPATCH_RECOVERY_S=str(RECOVERY_S))
+
+
+@pytest.fixture
+async def recovering_api(recovering_stack: Stack) -> AsyncIterator[ApiClient]:
+    async for client in api_client(recovering_stack):
+        yield client
+
+
+async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: str) -> str:
+    """What a publish leaves behind when its process dies between recording and starting: a row only."""
+    engine = make_engine(Settings(database_url=stack.database_url, data_dir=stack.work_dir))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            event, created = await queries.insert_event(
+                session, app_id=app_id, type="order.created", data=data, idempotency_key=key
+            )
+            assert created and not event.dispatched
+            return event.id
+    finally:
+        await engine.dispose()
+
+
+async def test_an_event_recorded_but_never_started_is_delivered_once(
+    recovering_api: ApiClient, recovering_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    api = recovering_api
+    app_id = await api.create_app()
+    await api.create_endpoint(app_id, receiver.url(path))
+    event_id = await record_without_dispatch(recovering_stack, app_id, {"stranded": True}, key="k-1")
+
+    done = await api.wait_event(app_id, event_id, timeout=30)
+    assert [d["status"] for d in done["deliveries"]] == ["succeeded"]
+    [hit] = receiver.at(path)
+    assert hit.headers["webhook-id"] == event_id and b'"stranded":true' in hit.body.replace(b" ", b"")
+
+    # The producer retrying with its key gets the same event; nothing goes out twice.
+    again = await api.publish(app_id, "order.created", {"stranded": True}, key="k-1")
+    assert again["id"] == event_id
+    await asyncio.sleep(3 * RECOVERY_S)  # room for more recovery runs to (wrongly) start it again
+    assert len(receiver.at(path)) == 1
+
+
+async def test_the_recovery_runs_on_a_temporal_schedule(recovering_stack: Stack) -> None:
+    """Visible, and pausable, in the Web UI's Schedules."""
+    settings = Settings(temporal_address=recovering_stack.temporal.address, task_queue=recovering_stack.task_queue)
+    client = await connect_temporal(settings)
+    handle = client.get_schedule_handle(recovery_schedule_id(settings))
+    [interval] = (await handle.describe()).schedule.spec.intervals
+    assert interval.every.total_seconds() == RECOVERY_S
+    runs = await wait_until(handle.describe, lambda d: d.info.num_actions >= 2, timeout=15)
+    assert runs.info.recent_actions[-1].action.workflow_id.startswith(f"dispatch-recovery-{settings.task_queue}")
