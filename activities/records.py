@@ -58,6 +58,11 @@ class RecordActivities:
     async def prepare_replay(self, input: PrepareReplayInput) -> list[DeliveryTarget]:
         async with self._sessions() as session:
             rows = await queries.restart_deliveries(
-                session, event_id=input.event_id, delivery_ids=input.delivery_ids, endpoint_id=input.endpoint_id
+                session,
+                event_id=input.event_id,
+                delivery_ids=input.delivery_ids,
+                endpoint_id=input.endpoint_id,
+                after_delivery_id=input.after_delivery_id,
+                limit=input.limit,
             )
             return [self._target(d, e) for d, e in rows]

@@ -67,12 +67,16 @@ class ReplayRequest(BaseModel):
     request_id: str
     delivery_ids: list[str] | None = None
     endpoint_id: str | None = None
+    # Set by the workflow on a replay it works through page by page: where the next page starts.
+    after_delivery_id: str | None = None
 
 
 class PrepareReplayInput(BaseModel):
     event_id: str
     delivery_ids: list[str] | None = None
     endpoint_id: str | None = None
+    after_delivery_id: str | None = None
+    limit: int | None = None
 
 
 class EndpointSignal(BaseModel):

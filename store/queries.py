@@ -288,15 +288,27 @@ async def set_delivery_status(
 
 
 async def restart_deliveries(
-    session: AsyncSession, *, event_id: str, delivery_ids: list[str] | None, endpoint_id: str | None
+    session: AsyncSession,
+    *,
+    event_id: str,
+    delivery_ids: list[str] | None,
+    endpoint_id: str | None,
+    after_delivery_id: str | None = None,
+    limit: int | None = None,
 ) -> Sequence[tuple[Delivery, Endpoint]]:
-    """Reset the chosen deliveries of an event to `pending` with a fresh retry budget."""
+    """Reset the chosen deliveries of an event to `pending` with a fresh retry budget.
+
+    Oldest first; with `after_delivery_id` and `limit`, one page of them.
+    """
     stmt = (
         select(Delivery, Endpoint)
         .join(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
         .where(Delivery.event_id == event_id)
         .order_by(col(Delivery.id))
+        .limit(limit)
     )
+    if after_delivery_id is not None:
+        stmt = stmt.where(col(Delivery.id) > after_delivery_id)
     if delivery_ids is not None:
         stmt = stmt.where(col(Delivery.id).in_(delivery_ids))
     if endpoint_id is not None:

@@ -12,7 +12,7 @@ import pytest
 
 from core.config import Settings
 from core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, running_stack
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, running_stack, wait_for
 
 RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
 
@@ -78,3 +78,36 @@ async def test_fan_out_survives_many_continue_as_new(
     described = await client.get_workflow_handle(event["workflow_id"]).describe()
     ids = described.typed_search_attributes.get(ENDPOINT_IDS_ATTR)
     assert ids is not None and set(ids) == {e["id"] for e in ok + flaky + held}
+
+
+async def test_whole_event_replay_goes_page_by_page_across_runs(
+    short_api: ApiClient, short_history_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    """Each page of a replay is one window of deliveries, so no payload grows with the event's size."""
+    api = short_api
+    app_id = await api.create_app()
+    endpoints = [await api.create_endpoint(app_id, receiver.url(f"{path}/{i}"), retry=RETRY) for i in range(18)]
+    event = await api.publish(app_id, "order.created", {"replay": "me"})
+    await api.wait_event(app_id, event["id"], timeout=60)
+    client = await connect_temporal(Settings(temporal_address=short_history_stack.temporal.address))
+    runs_before = len([w async for w in client.list_workflows(f"WorkflowId = '{event['workflow_id']}'")])
+
+    r = await api.http.post(f"/v1/apps/{app_id}/events/{event['id']}/replay")
+    assert r.status_code == 202 and r.json() == {"replayed": 18}, r.text
+    await wait_for(lambda: all(len(receiver.at(f"{path}/{i}")) == 2 for i in range(18)), timeout=60)
+    done = await api.wait_event(app_id, event["id"])
+    assert {d["status"] for d in done["deliveries"]} == {"succeeded"}
+    assert all(len(receiver.at(f"{path}/{i}")) == 2 for i in range(18))  # each once more, none twice
+
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{event['workflow_id']}'")]
+    assert len(runs) > runs_before + 1, "the replay should have crossed a hand-over"
+    biggest_page = 0
+    for run in runs:
+        history = await client.get_workflow_handle(event["workflow_id"], run_id=run.run_id).fetch_history()
+        for e in history.events:
+            if e.HasField("marker_recorded_event_attributes"):
+                for payloads in e.marker_recorded_event_attributes.details.values():
+                    for payload in payloads.payloads:
+                        biggest_page = max(biggest_page, payload.data.count(b'"delivery_id"'))
+    assert 0 < biggest_page <= 4, biggest_page  # HOOKLINE_FANOUT_WINDOW of this stack
+    assert {d["endpoint_id"] for d in done["deliveries"]} == {e["id"] for e in endpoints}

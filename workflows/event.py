@@ -83,11 +83,7 @@ class EventWorkflow:
                 self._launch(target)
             after = page.next_after
             resolving = after is not None
-            # Resolve ahead of the window by one page at most: bounded memory, history and hand-over.
-            await workflow.wait_condition(
-                lambda: (len(self._tasks) - self._held < 2 * input.window and len(self._tasks) < OPEN_DELIVERIES_CAP)
-                or self._long_history()
-            )
+            await self._wait_for_room()
         while True:
             await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks or self._long_history())
             if self._long_history():
@@ -96,6 +92,15 @@ class EventWorkflow:
                 break
             await self._start_replay(self._replays.pop(0))
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _wait_for_room(self) -> None:
+        """Take on the next page only when the window is at most one page ahead: bounded memory,
+        history and hand-over."""
+        window = self._input.window
+        await workflow.wait_condition(
+            lambda: (len(self._tasks) - self._held < 2 * window and len(self._tasks) < OPEN_DELIVERIES_CAP)
+            or self._long_history()
+        )
 
     @workflow.signal
     def pause_endpoint(self, signal: EndpointSignal) -> None:
@@ -145,22 +150,38 @@ class EventWorkflow:
         )
 
     async def _start_replay(self, request: ReplayRequest) -> None:
-        targets = await workflow.execute_local_activity_method(
-            RecordActivities.prepare_replay,
-            PrepareReplayInput(
-                event_id=self._input.event_id, delivery_ids=request.delivery_ids, endpoint_id=request.endpoint_id
-            ),
-            start_to_close_timeout=STORE_TIMEOUT,
-            retry_policy=STORE_RETRY,
-        )
-        self._note_endpoints(targets)
-        # A delivery still waiting out a backoff goes again now, with its fresh budget.
-        self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
-        for target in targets:
-            self._waiting_retry.pop(target.delivery_id, None)
-        for target in targets:
-            if target.delivery_id not in self._tasks:
-                self._launch(target)
+        """Restart the request's deliveries a page (one window) at a time, as the window frees up.
+
+        A hand-over between pages carries the rest of the request, with where it stopped.
+        """
+        while True:
+            targets = await workflow.execute_local_activity_method(
+                RecordActivities.prepare_replay,
+                PrepareReplayInput(
+                    event_id=self._input.event_id,
+                    delivery_ids=request.delivery_ids,
+                    endpoint_id=request.endpoint_id,
+                    after_delivery_id=request.after_delivery_id,
+                    limit=self._input.window,
+                ),
+                start_to_close_timeout=STORE_TIMEOUT,
+                retry_policy=STORE_RETRY,
+            )
+            self._note_endpoints(targets)
+            # A delivery still waiting out a backoff goes again now, with its fresh budget.
+            self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
+            for target in targets:
+                self._waiting_retry.pop(target.delivery_id, None)
+            for target in targets:
+                if target.delivery_id not in self._tasks:
+                    self._launch(target)
+            if len(targets) < self._input.window:
+                return
+            request = request.model_copy(update={"after_delivery_id": targets[-1].delivery_id})
+            await self._wait_for_room()
+            if self._long_history():
+                self._replays.insert(0, request)
+                return
 
     def _launch(self, target: DeliveryTarget) -> None:
         if target.paused:
