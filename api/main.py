@@ -15,7 +15,7 @@ from api.routes import apps, deliveries, endpoints, event_types, events, health
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from core.version import VERSION
-from services.errors import Conflict, TemporalUnavailable, UnknownApplication
+from services.errors import Conflict, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error
 from store.db import create_schema, make_engine, make_sessionmaker
 
 
@@ -86,13 +86,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
 
     @app.exception_handler(TemporalUnavailable)
-    @app.exception_handler(RPCError)
     async def temporal_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             {"detail": f"the workflow service is unavailable, try again: {exc}"},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(TemporalRefused)
+    async def temporal_refused(_request: Request, exc: Exception) -> JSONResponse:
+        # Not the caller's fault and not passing: the deployment (namespace, search attributes) needs fixing.
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_502_BAD_GATEWAY)
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(request: Request, exc: RPCError) -> JSONResponse:
+        """A Temporal call made outside `reaching_temporal`."""
+        mapped = from_rpc_error(exc)
+        if isinstance(mapped, TemporalUnavailable):
+            return await temporal_unavailable(request, mapped)
+        return await temporal_refused(request, mapped)
 
     protected = [Depends(require_token)]
     for module in (apps, event_types, endpoints, events, deliveries):

@@ -1,5 +1,6 @@
 """Operator controls: pause, resume, disable, delete and replay, each reaching the event workflows by signal."""
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -9,11 +10,13 @@ from temporalio.client import Client
 
 from core.config import Settings
 from core.messages import DeliveryPageInput, ReplayRequest, SweepInput
-from services.errors import Conflict, TemporalUnavailable, reaching_temporal
+from services.errors import Conflict, TemporalError, reaching_temporal
 from store import queries
 from store.tables import Delivery, Endpoint, Event
 from workflows import dispatch
 from workflows.sweep import DeliverySweepWorkflow
+
+log = logging.getLogger("hookline.operations")
 
 
 async def _sweep(client: Client, settings: Settings, *, operation: str, scope: str, page: DeliveryPageInput) -> str:
@@ -54,7 +57,7 @@ async def set_paused(
             scope=endpoint.id,
             page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
         )
-    except TemporalUnavailable:
+    except TemporalError:
         await queries.save(session, endpoint, before)
         raise
     return endpoint
@@ -87,8 +90,9 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
             scope=endpoint_id,
             page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=["paused", "pending", "retrying"]),
         )
-    except TemporalUnavailable:
-        pass  # the status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt
+    except TemporalError:
+        # The status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt.
+        log.warning("could not wake the open deliveries of endpoint %s", endpoint_id, exc_info=True)
 
 
 async def replay_event(

@@ -5,7 +5,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from core.config import Settings
-from services.errors import SchemaViolation, TemporalUnavailable, UnknownApplication, reaching_temporal
+from services.errors import SchemaViolation, TemporalError, UnknownApplication, reaching_temporal
 from store import queries
 from store.tables import Event
 from workflows import dispatch
@@ -47,7 +47,7 @@ async def publish_event(
             await dispatch.start_fan_out(
                 client, settings, event_id=event.id, app_id=event.app_id, event_type=event.type
             )
-    except TemporalUnavailable:
+    except TemporalError:
         if created:  # the request is refused, so it leaves nothing behind
             await queries.forget_event(session, event=event)
         raise

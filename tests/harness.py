@@ -201,10 +201,10 @@ class Stack:
         return "\n".join(f"--- {p.name} ---\n{p.log()}" for p in (self.worker, self.api, self.temporal.proc) if p)
 
 
-def running_stack(stack: Stack) -> Iterator[Stack]:
-    """For fixtures: start the stack, print its logs if anything fails, always stop it."""
+def running_stack(stack: Stack, *, worker: bool = True) -> Iterator[Stack]:
+    """For fixtures: start the stack (or its API only), print its logs if anything fails, always stop it."""
     try:
-        stack.start()
+        stack.start() if worker else stack.start_api()
         yield stack
     except BaseException:
         print(stack.logs())
