@@ -12,6 +12,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from core.config import Settings
+from core.temporal import connect_temporal
 from producer import Producer
 from tests.harness import ApiClient, Receiver, Stack, wait_for, wait_until
 
@@ -312,3 +313,34 @@ async def test_replay_leaves_out_deliveries_to_deleted_endpoints(api: ApiClient,
     after = await api.event(app_id, event["id"])
     assert next(d for d in after["deliveries"] if d["endpoint_id"] == gone["id"]) == gone_delivery
     assert kept["id"] in {d["endpoint_id"] for d in after["deliveries"]}
+
+
+async def test_resume_reaches_more_held_deliveries_than_one_sweep_page(
+    api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    """The resume is a durable sweep that walks the held deliveries page by page (200 a page)."""
+    app_id = await api.create_app()
+    endpoint = await api.create_endpoint(app_id, receiver.url(path))
+    base = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
+    assert (await api.http.post(base + "/pause")).status_code == 200
+    gate = asyncio.Semaphore(8)
+
+    async def publish(i: int) -> str:
+        async with gate:
+            return (await api.publish(app_id, "invoice.paid", {"n": i}))["id"]
+
+    ids = set(await asyncio.gather(*(publish(i) for i in range(230))))
+    await wait_until(
+        lambda: api.http.get(f"/v1/apps/{app_id}/deliveries", params={"status": "paused", "limit": 250}),
+        lambda r: len(r.json()["data"]) == 230,
+        timeout=90,
+    )
+    assert receiver.at(path) == []
+
+    assert (await api.http.post(base + "/resume")).status_code == 200
+    await wait_for(lambda: {h.headers["webhook-id"] for h in receiver.at(path)} == ids, timeout=90)
+    assert len(receiver.at(path)) == 230  # each once
+
+    client = await connect_temporal(Settings(temporal_address=sqlite_stack.temporal.address))
+    [sweep_id] = {w.id async for w in client.list_workflows(f"WorkflowId STARTS_WITH 'sweep-resume-{endpoint['id']}'")}
+    assert await client.get_workflow_handle(sweep_id).result() == 230  # every held delivery reached
