@@ -15,6 +15,7 @@ from activities.records import RecordActivities
 from activities.recovery import RecoveryActivities
 from activities.sweep import SweepActivities
 from core.config import Settings, get_settings
+from core.metrics import WORKER_REGISTRY
 from core.temporal import connect_temporal
 from services.recovery import ensure_recovery_schedule
 from store.db import create_schema, make_engine, make_sessionmaker
@@ -27,7 +28,7 @@ log = logging.getLogger("hookline.worker")
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if settings.worker_metrics_port is not None:
-        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=WORKER_REGISTRY)
     engine = make_engine(settings)
     await create_schema(engine)
     sessions = make_sessionmaker(engine)

@@ -39,3 +39,7 @@ async def test_metrics_count_published_events_and_attempts(
     assert metric(after_worker, succeeded) - metric(before_worker, succeeded) >= 2
     assert metric(after_worker, retrying) - metric(before_worker, retrying) >= 1
     assert "hookline_delivery_attempt_seconds_bucket" in after_worker
+    # Each process lists its own families only, and both their process figures.
+    assert "hookline_delivery_attempts_total" not in after_api
+    assert "hookline_events_published_total" not in after_worker
+    assert "process_resident_memory_bytes" in after_api and "process_resident_memory_bytes" in after_worker
