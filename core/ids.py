@@ -12,6 +12,3 @@ def new_id(prefix: str) -> str:
 def event_workflow_id(event_id: str) -> str:
     return f"event-{event_id}"
 
-
-def endpoint_operation_workflow_id(endpoint_id: str, operation: str, request_id: str) -> str:
-    return f"endpoint-{endpoint_id}-{operation}-{request_id}"
