@@ -347,23 +347,31 @@ async def record_attempt(
         "updated_at": utcnow(),
     }
     unsynced = {"synchronize_session": False}  # the caller's copy stays as it was read
-    moved = await session.exec(  # type: ignore[call-overload]
-        update(Delivery)
-        .where(
-            Delivery.id == delivery.id,
-            Delivery.updated_at == delivery.updated_at,
-        )
-        .values(**values, cycle_attempts=col(Delivery.cycle_attempts) + 1, status=status, next_attempt_at=next_attempt_at)
-        .execution_options(**unsynced)
-    )
-    current = bool(moved.rowcount)
-    if not current:
+    # RETURNING gives the attempt its number in the same statement (SQLite ≥ 3.35, PostgreSQL).
+    moved = (
         await session.exec(  # type: ignore[call-overload]
-            update(Delivery).where(Delivery.id == delivery.id).values(**values).execution_options(**unsynced)
+            update(Delivery)
+            .where(
+                Delivery.id == delivery.id,
+                Delivery.updated_at == delivery.updated_at,
+            )
+            .values(**values, cycle_attempts=col(Delivery.cycle_attempts) + 1, status=status, next_attempt_at=next_attempt_at)
+            .returning(Delivery.attempts)
+            .execution_options(**unsynced)
         )
-    attempt.number = (
-        await session.exec(select(Delivery.attempts).where(Delivery.id == delivery.id))
-    ).one()
+    ).first()
+    current = moved is not None
+    if moved is None:
+        moved = (
+            await session.exec(  # type: ignore[call-overload]
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(**values)
+                .returning(Delivery.attempts)
+                .execution_options(**unsynced)
+            )
+        ).one()
+    attempt.number = moved[0]
     session.add(attempt)
     await session.commit()
     return current
