@@ -65,10 +65,30 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     await api.http.post(f"/v1/apps/{app_id}/deliveries/{delivery['id']}/replay")
     await api.wait_event(app_id, waiting["id"])
 
+    # A whole-event replay in pages of the window (2 here), then the failing endpoint is disabled
+    # while its delivery waits out a far-off retry.
+    closing = await api.create_endpoint(app_id, receiver.url("/closing"), retry=FAR_OFF_RETRY, event_types=["closing.*"])
+    receiver.set("/closing", 500)
+    paged = await api.publish(app_id, "closing.one", {"n": 4})
+
+    def closing_waits(event: dict) -> bool:
+        statuses = {d["endpoint_id"]: d["status"] for d in event["deliveries"]}
+        others = [s for endpoint_id, s in statuses.items() if endpoint_id != closing["id"]]
+        return statuses.get(closing["id"]) == "retrying" and all(s == "succeeded" for s in others)
+
+    await api.wait_event(app_id, paged["id"], closing_waits)
+    before = len(receiver.at("/closing"))
+    await api.http.post(f"/v1/apps/{app_id}/events/{paged['id']}/replay")
+    await wait_for(lambda: len(receiver.at("/closing")) == before + 1)
+    await api.wait_event(app_id, paged["id"], closing_waits)
+    await api.http.patch(f"/v1/apps/{app_id}/endpoints/{closing['id']}", json={"status": "disabled"})
+    await api.wait_event(app_id, paged["id"])
+
     await asyncio.sleep(2)
     await save(client, "replay_after_close", delivered)
     await save(client, "pause_resume", held)
     await save(client, "retry_later_cut_short_by_replay", waiting)
+    await save(client, "paged_replay_then_endpoint_closed", paged)
     await api.aclose()
 
 
@@ -85,7 +105,13 @@ def main() -> None:
         work = Path(d)
         temporal = TemporalServer(work).start()
         receiver = Receiver()
-        stack = Stack(temporal=temporal, database_url=f"sqlite:///{work / 'h.db'}", work_dir=work).start()
+        # A window of 2, so a replay of one event goes in several pages.
+        stack = Stack(
+            temporal=temporal,
+            database_url=f"sqlite:///{work / 'h.db'}",
+            work_dir=work,
+            extra_env={"HOOKLINE_FANOUT_WINDOW": "2"},
+        ).start()
         try:
             asyncio.run(record(stack, receiver))
         finally:
