@@ -203,6 +203,9 @@ class DeliveryOut(BaseModel):
     workflow_id: str
     created_at: datetime
     updated_at: datetime
+    # Only on an event read with `live=true`: what the running workflow is doing with it now
+    # (sending | waiting_retry | paused | queued); null when it is not open there.
+    live: str | None = None
 
 
 class EventOut(BaseModel):

@@ -109,6 +109,12 @@ async def replay_event(
         )
 
 
+async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
+    """Ask the event's running workflow what each of its open deliveries is doing now."""
+    async with reaching_temporal():
+        return await dispatch.open_deliveries(client, event_id=event.id)
+
+
 async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
     await replay_event(client=client, settings=settings, event=event, delivery_ids=[delivery.id])
 

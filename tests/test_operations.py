@@ -344,3 +344,42 @@ async def test_resume_reaches_more_held_deliveries_than_one_sweep_page(
     client = await connect_temporal(Settings(temporal_address=sqlite_stack.temporal.address))
     [sweep_id] = {w.id async for w in client.list_workflows(f"WorkflowId STARTS_WITH 'sweep-resume-{endpoint['id']}'")}
     assert await client.get_workflow_handle(sweep_id).result() == 230  # every held delivery reached
+
+
+async def test_live_read_asks_the_workflow_what_each_open_delivery_is_doing(
+    api: ApiClient, receiver: Receiver, path: str
+) -> None:
+    app_id = await api.create_app()
+    quick_retry = {"max_attempts": 20, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+    slow = await api.create_endpoint(app_id, receiver.url(path + "/slow"), retry=quick_retry)
+    waiting = await api.create_endpoint(app_id, receiver.url(path + "/waiting"), retry=FAR_OFF_RETRY)
+    held = await api.create_endpoint(app_id, receiver.url(path + "/held"))
+    done = await api.create_endpoint(app_id, receiver.url(path + "/done"))
+    receiver.set(path + "/slow", 200, delay=5)  # beyond the stack's 2 s attempt deadline: always sending
+    receiver.set(path + "/waiting", 500)
+    assert (await api.http.post(f"/v1/apps/{app_id}/endpoints/{held['id']}/pause")).status_code == 200
+    event = await api.publish(app_id, "invoice.paid", {})
+
+    expected = {slow["id"]: "sending", waiting["id"]: "waiting_retry", held["id"]: "paused", done["id"]: None}
+
+    async def read_live() -> dict:
+        r = await api.http.get(f"/v1/apps/{app_id}/events/{event['id']}", params={"live": "true"})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    state = await wait_until(
+        read_live, lambda e: {d["endpoint_id"]: d["live"] for d in e["deliveries"]} == expected, timeout=20
+    )
+    by_endpoint = {d["endpoint_id"]: d for d in state["deliveries"]}
+    assert by_endpoint[done["id"]]["status"] == "succeeded" and by_endpoint[waiting["id"]]["status"] == "retrying"
+
+    plain = await api.event(app_id, event["id"])  # without live=true the workflow is not asked
+    assert {d["live"] for d in plain["deliveries"]} == {None}
+    r = await api.http.get(f"/v1/apps/{app_id}/events/{event['id']}", params={"live": "perhaps"})
+    assert r.status_code == 422, r.text
+
+    # Closed: nothing is open any more, and the read does not replay the finished run.
+    for endpoint in (slow, waiting, held):
+        assert (await api.http.delete(f"/v1/apps/{app_id}/endpoints/{endpoint['id']}")).status_code == 204
+    await api.wait_event(app_id, event["id"], timeout=30)
+    await wait_until(read_live, lambda e: {d["live"] for d in e["deliveries"]} == {None}, timeout=10)

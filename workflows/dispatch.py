@@ -3,8 +3,9 @@
 from datetime import timedelta
 from typing import Any, Literal
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryRejectedError
 from temporalio.common import (
+    QueryRejectCondition,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -92,3 +93,24 @@ async def signal_endpoint(
             return False
         raise
     return True
+
+
+# A query needs a worker to answer; a reader should not wait long for one.
+QUERY_RPC_TIMEOUT = timedelta(seconds=5)
+
+
+async def open_deliveries(client: Client, *, event_id: str) -> dict[str, str]:
+    """What each open delivery of the event's running workflow is doing; empty once it has closed."""
+    handle = client.get_workflow_handle_for(EventWorkflow.run, event_workflow_id(event_id))
+    try:
+        return await handle.query(
+            EventWorkflow.open_deliveries,
+            reject_condition=QueryRejectCondition.NOT_OPEN,  # a closed run has nothing open; don't replay it
+            rpc_timeout=QUERY_RPC_TIMEOUT,
+        )
+    except WorkflowQueryRejectedError:
+        return {}
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return {}
+        raise

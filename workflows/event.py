@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Named, because signal-with-start takes the signal by name.
 REPLAY_SIGNAL = "replay"
+# Named, so it reads well in the Web UI's Queries tab and in `temporal workflow query`.
+LIVE_QUERY = "open_deliveries"
 
 # The server fails a workflow whose search attribute value passes 2 KiB (its default limit):
 # HooklineEndpointIds lists the first endpoints only, within this budget.
@@ -61,6 +63,7 @@ class EventWorkflow:
         # Deliveries whose next attempt is far off, by delivery id, with their endpoint; a replay or
         # the endpoint's closing takes one out.
         self._waiting_retry: dict[str, str] = {}
+        self._paused_deliveries: set[str] = set()  # held by their paused endpoint; read by the query only
         self._endpoint_ids: list[str] = list(input.endpoint_ids)
         self._handing_over = False
         self._carry: list[DeliveryTarget] = []
@@ -110,6 +113,23 @@ class EventWorkflow:
     @workflow.signal
     def resume_endpoint(self, signal: EndpointSignal) -> None:
         self._paused_endpoints.discard(signal.endpoint_id)
+
+    @workflow.query(name=LIVE_QUERY)
+    def open_deliveries(self) -> dict[str, str]:
+        """What each open delivery of this run is doing now, by delivery id (also in the Web UI's Queries tab):
+        `sending` (an activity run is open: an attempt, or a short wait between attempts),
+        `waiting_retry` (its next attempt is far off), `paused`, or `queued` (waiting for a window slot)."""
+        states: dict[str, str] = {}
+        for delivery_id in self._tasks:
+            if delivery_id in self._in_flight:
+                states[delivery_id] = "sending"
+            elif delivery_id in self._waiting_retry:
+                states[delivery_id] = "waiting_retry"
+            elif delivery_id in self._paused_deliveries:
+                states[delivery_id] = "paused"
+            else:
+                states[delivery_id] = "queued"
+        return states
 
     @workflow.signal
     def close_endpoint(self, signal: EndpointSignal) -> None:
@@ -228,6 +248,7 @@ class EventWorkflow:
         if target.endpoint_id in self._paused_endpoints and not self._handing_over:
             await self._mark(target.delivery_id, "paused")
             self._held += 1
+            self._paused_deliveries.add(target.delivery_id)
             try:
                 await workflow.wait_condition(
                     lambda: target.endpoint_id not in self._paused_endpoints or self._handing_over,
@@ -238,6 +259,7 @@ class EventWorkflow:
                 self._paused_endpoints.discard(target.endpoint_id)
             finally:
                 self._held -= 1
+                self._paused_deliveries.discard(target.delivery_id)
         async with self._window:
             if self._handing_over:
                 return False

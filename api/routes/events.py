@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, Query, status
 from sqlmodel import select
 
 from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
@@ -56,11 +56,21 @@ async def list_events(app: AppDep, session: SessionDep, paging: PagingDep) -> di
 
 
 @router.get("/{event_id}", response_model=EventOut)
-async def get_event(app: AppDep, event_id: str, session: SessionDep) -> EventOut:
+async def get_event(
+    app: AppDep,
+    event_id: str,
+    session: SessionDep,
+    client: TemporalDep,
+    live: Annotated[bool, Query(description="Also ask the event's workflow what each open delivery is doing now")] = False,
+) -> EventOut:
     """The event with the current status of each of its deliveries."""
     event = await _event_or_404(session, app.id, event_id)
-    deliveries = await queries.deliveries_of_event(session, event_id=event.id)
-    return event_out(event, [d.model_dump() for d in deliveries])
+    deliveries = [d.model_dump() for d in await queries.deliveries_of_event(session, event_id=event.id)]
+    if live:
+        states = await operations.open_deliveries(client=client, event=event)
+        for delivery in deliveries:
+            delivery["live"] = states.get(delivery["id"])
+    return event_out(event, deliveries)
 
 
 @router.post("/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed)
