@@ -32,7 +32,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings)
     await create_schema(engine)
     sessions = make_sessionmaker(engine)
-    http = ClientPool()
+    http = ClientPool(public_only=not settings.allow_private_targets)
     client = await connect_temporal(settings, wait_s=120)
     delivery = DeliveryActivities(sessions, http, settings)
     records = RecordActivities(sessions, settings)

@@ -2,10 +2,13 @@
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
+import httpcore
+import httpx
 import pytest
 
-from activities.http import resolves_to_private
+from activities.http import ClientPool, PublicOnlyBackend, resolves_to_private
 from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated_stack
 
 
@@ -54,3 +57,42 @@ async def test_delivery_time_check_resolves_names() -> None:
     assert await resolves_to_private("http://localhost:8000/x")
     assert await resolves_to_private("http://127.0.0.1/x")
     assert not await resolves_to_private("http://93.184.216.34/x")
+
+
+class RecordingBackend(httpcore.AsyncNetworkBackend):
+    """Stands in for the sockets: records where a connection would go."""
+
+    def __init__(self) -> None:
+        self.connected: list[tuple[str, int]] = []
+
+    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        self.connected.append((host, port))
+        return cast(httpcore.AsyncNetworkStream, object())
+
+
+async def test_connections_go_to_the_address_checked_so_dns_rebinding_cannot_slip_in() -> None:
+    answers = [["93.184.216.34"], ["10.0.0.5"], ["93.184.216.34", "127.0.0.1"]]
+    lookups: list[str] = []
+
+    async def rebinding_dns(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return answers[len(lookups) - 1]
+
+    inner = RecordingBackend()
+    backend = PublicOnlyBackend(inner, resolve=rebinding_dns)
+    await backend.connect_tcp("hooks.example.com", 443)
+    assert inner.connected == [("93.184.216.34", 443)]  # the checked address, not the name: no second lookup
+    for _ in range(2):  # the same name now answers a private address, alone or beside a public one
+        with pytest.raises(httpcore.ConnectError, match="private address"):
+            await backend.connect_tcp("hooks.example.com", 443)
+    assert inner.connected == [("93.184.216.34", 443)] and len(lookups) == 3
+
+
+async def test_production_clients_refuse_private_addresses_when_connecting() -> None:
+    pool = ClientPool(1, public_only=True)
+    try:
+        for url in ("http://localhost:9/x", "http://127.0.0.1:9/x", "http://[::1]:9/x"):
+            with pytest.raises(httpx.ConnectError, match="private address"):
+                await pool.for_url(url).post(url)
+    finally:
+        await pool.aclose()
