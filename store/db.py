@@ -2,7 +2,7 @@
 
 import asyncio
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -49,12 +49,21 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def _create_missing(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn)
+    # create_all skips tables that exist, with their indexes: an index added since a database was
+    # created is added here.
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent); migrations can take over from this later."""
+    """Create missing tables and indexes (idempotent); migrations can take over from this later."""
     for attempt in range(3):
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(SQLModel.metadata.create_all)
+                await conn.run_sync(_create_missing)
             return
         except DBAPIError:
             # The API and the worker may both start on an empty database at once.
