@@ -39,9 +39,9 @@ HOLD_SLOT_UP_TO = timedelta(seconds=60)
 DUE_TOLERANCE = timedelta(seconds=1.5)
 
 
-def retry_error(message: str, delay: timedelta, *, retryable_type: str) -> ApplicationError:
+def retry_error(message: str, delay: timedelta, *, retryable_type: str, timer_waits: bool) -> ApplicationError:
     """The error that makes the next attempt come after `delay`."""
-    if delay > HOLD_SLOT_UP_TO:
+    if timer_waits and delay > HOLD_SLOT_UP_TO:
         return ApplicationError(message, delay.total_seconds(), type=RETRY_LATER, non_retryable=True)
     return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
@@ -86,7 +86,12 @@ class DeliveryActivities:
             now = datetime.now(timezone.utc)
             if delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
                 # A run that took over this delivery mid-backoff: wait out the rest, burn no attempt.
-                raise retry_error("next attempt not due yet", delivery.next_attempt_at - now, retryable_type=NOT_YET_DUE)
+                raise retry_error(
+                    "next attempt not due yet",
+                    delivery.next_attempt_at - now,
+                    retryable_type=NOT_YET_DUE,
+                    timer_waits=input.timer_waits,
+                )
             if not self._settings.allow_private_targets and await resolves_to_private(endpoint.url):
                 await self._close(session, delivery, "endpoint resolves to a private address")
             # End the read transaction: no connection is held while the receiver takes its time.
@@ -165,7 +170,9 @@ class DeliveryActivities:
             raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
         assert delay is not None
         # The delay is set here, from the delivery's own count, so it survives pause and resume.
-        raise retry_error(attempt.error, timedelta(seconds=delay), retryable_type="AttemptFailed")
+        raise retry_error(
+            attempt.error, timedelta(seconds=delay), retryable_type="AttemptFailed", timer_waits=input.timer_waits
+        )
 
     async def _close(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
         await queries.set_delivery_status(

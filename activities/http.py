@@ -19,6 +19,9 @@ RESPONSE_BODY_LIMIT = 4096
 
 async def _resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # IPv4 first: the addresses are tried one after another, and a host whose IPv6 route is
+    # broken would otherwise cost a connect timeout on every new connection.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -49,6 +52,8 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
             addresses = await self._resolve(host, port)
         except socket.gaierror as exc:
             raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"could not resolve {host}: no address")
         refused = [a for a in addresses if is_private_address(a)]
         if is_private_address(host) or refused:
             raise httpcore.ConnectError(f"refused: {host} resolves to a private address ({', '.join(refused) or host})")

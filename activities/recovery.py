@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from core.config import Settings
 from store import queries
@@ -13,6 +14,9 @@ from store.tables import utcnow
 from workflows import dispatch
 
 PAGE = 200
+# A publish records the event, then waits up to 5 s for Temporal to start its workflow (longer
+# under load). Only events well past that are stragglers; younger ones may still be under way.
+STRAGGLER_AGE = timedelta(minutes=2)
 
 
 class RecoveryActivities:
@@ -26,21 +30,32 @@ class RecoveryActivities:
         """Start the workflow of every event recorded but never dispatched; returns how many.
 
         Publishing records the event, then starts its workflow, then marks it dispatched. A
-        process that dies in between leaves a row with no fan-out. Rows younger than the
-        recovery interval are left alone: their publish may still be under way. Starting is
-        idempotent by workflow id, so an event whose start did go through is only marked.
+        process that dies in between leaves a row with no fan-out. Starting is idempotent by
+        workflow id, so an event whose start did go through is only marked. An event Temporal
+        refuses is logged and left for the next run; it does not hold up the others.
         """
-        recorded_before = utcnow() - timedelta(seconds=self._settings.dispatch_recovery_s)
-        started = 0
+        recorded_before = utcnow() - STRAGGLER_AGE
+        started = refused = 0
+        after: str | None = None
         async with self._sessions() as session:
-            while events := await queries.undispatched_events(session, recorded_before=recorded_before, limit=PAGE):
+            while events := await queries.undispatched_events(
+                session, recorded_before=recorded_before, after_event_id=after, limit=PAGE
+            ):
                 for event in events:
-                    await dispatch.start_fan_out(
-                        self._client, self._settings, event_id=event.id, app_id=event.app_id, event_type=event.type
-                    )
+                    after = event.id
+                    try:
+                        await dispatch.start_fan_out(
+                            self._client, self._settings, event_id=event.id, app_id=event.app_id, event_type=event.type
+                        )
+                    except RPCError as exc:
+                        refused += 1
+                        activity.logger.warning("could not start the fan-out of %s: %s", event.id, exc)
+                        continue
                     await queries.mark_dispatched(session, event=event)
                     started += 1
-                    activity.heartbeat(started)
-        if started:
-            activity.logger.warning("started the fan-out of %d event(s) whose publish stopped halfway", started)
+                    activity.heartbeat(after)
+        if started or refused:
+            activity.logger.warning(
+                "fan-outs a publisher left unstarted: %d started, %d refused (tried again next run)", started, refused
+            )
         return started

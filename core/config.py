@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     fanout_window: int = Field(default=200, ge=1, le=1000)
     secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
     worker_max_concurrent_activities: int = Field(default=500, ge=1)
-    # How often the worker's recovery schedule looks for events recorded at least this long ago
+    # How often the worker's recovery schedule looks for events recorded over two minutes ago
     # whose workflow was never started (the API or a producer died between the two steps).
     dispatch_recovery_s: float = Field(default=60.0, ge=1, le=3600)
     worker_metrics_port: int | None = Field(

@@ -51,6 +51,9 @@ class DeliverInput(BaseModel):
     delivery_id: str
     retry: RetrySchedule
     timeout_s: float = 15.0
+    # Set by workflow code that waits for far-off retries on a timer; older code leaves every
+    # wait to Temporal's activity retry.
+    timer_waits: bool = False
 
 
 class DeliverResult(BaseModel):

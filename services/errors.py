@@ -35,8 +35,10 @@ class TemporalRefused(TemporalError):
     retrying will not help, the deployment needs fixing."""
 
 
-# Status codes of a server that is down, restarting, overloaded or cut off mid-call.
+# Status codes of a server that is down, restarting, overloaded or cut off mid-call (Temporal's
+# own clients retry INTERNAL too).
 TRANSIENT_CODES = {
+    RPCStatusCode.INTERNAL,
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.RESOURCE_EXHAUSTED,

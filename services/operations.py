@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 
 from core.config import Settings
 from core.messages import DeliveryPageInput, ReplayRequest, SweepInput
-from services.errors import Conflict, TemporalError, reaching_temporal
+from services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
 from store import queries
 from store.tables import Delivery, Endpoint, Event
 from workflows import dispatch
@@ -58,7 +58,9 @@ async def set_paused(
             page=DeliveryPageInput(endpoint_id=endpoint.id, statuses=statuses),
         )
     except TemporalError:
-        await queries.save(session, endpoint, before)
+        await session.refresh(endpoint)
+        if endpoint.status == changes["status"]:  # not changed meanwhile (a 410 may have disabled it)
+            await queries.save(session, endpoint, before)
         raise
     return endpoint
 
@@ -112,7 +114,11 @@ async def replay_event(
 async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
     """Ask the event's running workflow what each of its open deliveries is doing now."""
     async with reaching_temporal():
-        return await dispatch.open_deliveries(client, event_id=event.id)
+        try:
+            return await dispatch.open_deliveries(client, event_id=event.id)
+        except WorkflowQueryFailedError as exc:
+            # A worker answered but could not run the query (e.g. an older worker without it).
+            raise TemporalUnavailable(f"the event's workflow could not answer: {exc}") from exc
 
 
 async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:

@@ -171,14 +171,19 @@ async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
     event.dispatched = True
 
 
-async def undispatched_events(session: AsyncSession, *, recorded_before: datetime, limit: int) -> Sequence[Event]:
-    """Events recorded before the time whose fan-out workflow is not known to have started, oldest first."""
+async def undispatched_events(
+    session: AsyncSession, *, recorded_before: datetime, after_event_id: str | None, limit: int
+) -> Sequence[Event]:
+    """Events recorded before the time whose fan-out workflow is not known to have started,
+    oldest first (ids are time-sortable), after the given id."""
     stmt = (
         select(Event)
         .where(col(Event.dispatched).is_(False), col(Event.created_at) < recorded_before)
-        .order_by(col(Event.created_at))
+        .order_by(col(Event.id))
         .limit(limit)
     )
+    if after_event_id is not None:
+        stmt = stmt.where(col(Event.id) > after_event_id)
     return (await session.exec(stmt)).all()
 
 

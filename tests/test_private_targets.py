@@ -71,7 +71,7 @@ class RecordingBackend(httpcore.AsyncNetworkBackend):
 
 
 async def test_connections_go_to_the_address_checked_so_dns_rebinding_cannot_slip_in() -> None:
-    answers = [["93.184.216.34"], ["10.0.0.5"], ["93.184.216.34", "127.0.0.1"]]
+    answers = [["93.184.216.34"], ["10.0.0.5"], ["93.184.216.34", "127.0.0.1"], []]
     lookups: list[str] = []
 
     async def rebinding_dns(host: str, port: int) -> list[str]:
@@ -85,7 +85,9 @@ async def test_connections_go_to_the_address_checked_so_dns_rebinding_cannot_sli
     for _ in range(2):  # the same name now answers a private address, alone or beside a public one
         with pytest.raises(httpcore.ConnectError, match="private address"):
             await backend.connect_tcp("hooks.example.com", 443)
-    assert inner.connected == [("93.184.216.34", 443)] and len(lookups) == 3
+    with pytest.raises(httpcore.ConnectError, match="no address"):
+        await backend.connect_tcp("hooks.example.com", 443)
+    assert inner.connected == [("93.184.216.34", 443)] and len(lookups) == 4
 
 
 async def test_production_clients_refuse_private_addresses_when_connecting() -> None:

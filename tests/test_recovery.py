@@ -2,15 +2,18 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from activities.recovery import STRAGGLER_AGE
 from core.config import Settings
 from core.temporal import connect_temporal
 from services.recovery import recovery_schedule_id
 from store import queries
 from store.db import make_engine, make_sessionmaker
+from store.tables import utcnow
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
 
 RECOVERY_S = 1
@@ -31,8 +34,8 @@ async def recovering_api(recovering_stack: Stack) -> AsyncIterator[ApiClient]:
         yield client
 
 
-async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: str) -> str:
-    """What a publish leaves behind when its process dies between recording and starting: a row only."""
+async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: str, age: timedelta) -> str:
+    """What a publish leaves behind when its process died between recording and starting, `age` ago: a row only."""
     engine = make_engine(Settings(database_url=stack.database_url, data_dir=stack.work_dir))
     try:
         async with make_sessionmaker(engine)() as session:
@@ -40,6 +43,7 @@ async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: st
                 session, app_id=app_id, type="order.created", data=data, idempotency_key=key
             )
             assert created and not event.dispatched
+            await queries.save(session, event, {"created_at": utcnow() - age})
             return event.id
     finally:
         await engine.dispose()
@@ -51,7 +55,11 @@ async def test_an_event_recorded_but_never_started_is_delivered_once(
     api = recovering_api
     app_id = await api.create_app()
     await api.create_endpoint(app_id, receiver.url(path))
-    event_id = await record_without_dispatch(recovering_stack, app_id, {"stranded": True}, key="k-1")
+    # A publish that may still be under way is left alone.
+    recent_id = await record_without_dispatch(recovering_stack, app_id, {"recent": True}, key="k-0", age=timedelta(0))
+    event_id = await record_without_dispatch(
+        recovering_stack, app_id, {"stranded": True}, key="k-1", age=STRAGGLER_AGE + timedelta(seconds=1)
+    )
 
     done = await api.wait_event(app_id, event_id, timeout=30)
     assert [d["status"] for d in done["deliveries"]] == ["succeeded"]
@@ -63,6 +71,7 @@ async def test_an_event_recorded_but_never_started_is_delivered_once(
     assert again["id"] == event_id
     await asyncio.sleep(3 * RECOVERY_S)  # room for more recovery runs to (wrongly) start it again
     assert len(receiver.at(path)) == 1
+    assert (await api.event(app_id, recent_id))["deliveries"] == []
 
 
 async def test_the_recovery_runs_on_a_temporal_schedule(recovering_stack: Stack) -> None:

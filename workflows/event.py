@@ -47,6 +47,12 @@ ENDPOINT_IDS_ATTR_BUDGET = 1800
 # (about 220 bytes each), which must stay well under Temporal's 2 MB limit.
 OPEN_DELIVERIES_CAP = 4000
 
+# Changes of behaviour that running workflows must not see mid-history (workflow.patched):
+# wait for room before every page, cap open deliveries, and replay a page at a time.
+PATCH_BOUNDED_PAGES = "bounded-pages"
+# Ask the delivery activity to hand far-off retries back as workflow timers (RetryLater).
+PATCH_TIMER_WAITS = "retry-later-timers"
+
 
 @workflow.defn
 class EventWorkflow:
@@ -67,14 +73,21 @@ class EventWorkflow:
         self._endpoint_ids: list[str] = list(input.endpoint_ids)
         self._handing_over = False
         self._carry: list[DeliveryTarget] = []
+        self._closed_endpoints: set[str] = set()  # disabled or deleted while this run was going
+        self._bounded_pages = False
 
     @workflow.run
     async def run(self, input: EventWorkflowInput) -> None:
+        self._bounded_pages = workflow.patched(PATCH_BOUNDED_PAGES)
         for target in input.carried:
             self._launch(target)
         after = input.resolve_after
         resolving = input.fan_out
         while resolving and not self._long_history():
+            if self._bounded_pages:
+                await self._wait_for_room()
+                if self._long_history():
+                    break
             page = await workflow.execute_local_activity_method(
                 RecordActivities.resolve_targets,
                 ResolveTargetsInput(event_id=input.event_id, after_endpoint_id=after, limit=input.window),
@@ -86,7 +99,8 @@ class EventWorkflow:
                 self._launch(target)
             after = page.next_after
             resolving = after is not None
-            await self._wait_for_room()
+            if not self._bounded_pages:
+                await self._wait_for_room()
         while True:
             await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks or self._long_history())
             if self._long_history():
@@ -97,13 +111,17 @@ class EventWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _wait_for_room(self) -> None:
-        """Take on the next page only when the window is at most one page ahead: bounded memory,
-        history and hand-over."""
+        """Take on the next page only when the window is at most one page ahead and the run holds
+        fewer than OPEN_DELIVERIES_CAP open deliveries: bounded memory, history and hand-over."""
         window = self._input.window
-        await workflow.wait_condition(
-            lambda: (len(self._tasks) - self._held < 2 * window and len(self._tasks) < OPEN_DELIVERIES_CAP)
-            or self._long_history()
-        )
+
+        def room() -> bool:
+            if self._long_history():
+                return True
+            ahead = len(self._tasks) - self._held < 2 * window
+            return ahead and (not self._bounded_pages or len(self._tasks) < OPEN_DELIVERIES_CAP)
+
+        await workflow.wait_condition(room)
 
     @workflow.signal
     def pause_endpoint(self, signal: EndpointSignal) -> None:
@@ -135,6 +153,7 @@ class EventWorkflow:
     def close_endpoint(self, signal: EndpointSignal) -> None:
         """The endpoint was disabled or deleted: every delivery to it goes now, and closes as a dead letter."""
         self._paused_endpoints.discard(signal.endpoint_id)
+        self._closed_endpoints.add(signal.endpoint_id)
         for delivery_id, endpoint_id in list(self._waiting_retry.items()):
             if endpoint_id == signal.endpoint_id:
                 del self._waiting_retry[delivery_id]
@@ -170,11 +189,17 @@ class EventWorkflow:
         )
 
     async def _start_replay(self, request: ReplayRequest) -> None:
-        """Restart the request's deliveries a page (one window) at a time, as the window frees up.
+        """Restart the request's deliveries a page (one window) at a time, as room frees up.
 
         A hand-over between pages carries the rest of the request, with where it stopped.
         """
         while True:
+            if self._bounded_pages:
+                await self._wait_for_room()
+                if self._long_history():
+                    self._replays.insert(0, request)
+                    return
+            limit = self._input.window if self._bounded_pages else None
             targets = await workflow.execute_local_activity_method(
                 RecordActivities.prepare_replay,
                 PrepareReplayInput(
@@ -182,7 +207,7 @@ class EventWorkflow:
                     delivery_ids=request.delivery_ids,
                     endpoint_id=request.endpoint_id,
                     after_delivery_id=request.after_delivery_id,
-                    limit=self._input.window,
+                    limit=limit,
                 ),
                 start_to_close_timeout=STORE_TIMEOUT,
                 retry_policy=STORE_RETRY,
@@ -195,16 +220,13 @@ class EventWorkflow:
             for target in targets:
                 if target.delivery_id not in self._tasks:
                     self._launch(target)
-            if len(targets) < self._input.window:
+            if limit is None or len(targets) < limit:
                 return
             request = request.model_copy(update={"after_delivery_id": targets[-1].delivery_id})
-            await self._wait_for_room()
-            if self._long_history():
-                self._replays.insert(0, request)
-                return
 
     def _launch(self, target: DeliveryTarget) -> None:
-        if target.paused:
+        # A look-up that read the endpoint as paused just before it was closed must not hold it.
+        if target.paused and target.endpoint_id not in self._closed_endpoints:
             self._paused_endpoints.add(target.endpoint_id)
         self._tasks[target.delivery_id] = asyncio.create_task(self._deliver(target))
 
@@ -266,7 +288,10 @@ class EventWorkflow:
             handle = workflow.start_activity_method(
                 DeliveryActivities.deliver,
                 DeliverInput(
-                    delivery_id=target.delivery_id, retry=target.retry, timeout_s=self._input.delivery_timeout_s
+                    delivery_id=target.delivery_id,
+                    retry=target.retry,
+                    timeout_s=self._input.delivery_timeout_s,
+                    timer_waits=workflow.patched(PATCH_TIMER_WAITS),
                 ),
                 start_to_close_timeout=timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK,
                 retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER]),
