@@ -71,6 +71,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request with its URL at INFO; endpoint URLs often carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def _main() -> None:
         stop = asyncio.Event()

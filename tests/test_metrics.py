@@ -1,4 +1,6 @@
-"""Health and Prometheus metrics, as an operator scrapes them."""
+"""Health, Prometheus metrics and logs, as an operator sees them."""
+
+import uuid
 
 import httpx
 
@@ -43,3 +45,18 @@ async def test_metrics_count_published_events_and_attempts(
     assert "hookline_delivery_attempts_total" not in after_api
     assert "hookline_events_published_total" not in after_worker
     assert "process_resident_memory_bytes" in after_api and "process_resident_memory_bytes" in after_worker
+
+
+async def test_worker_logs_no_endpoint_url(api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str) -> None:
+    """Endpoint URLs often carry credentials (?token=…): the worker's log must not repeat them."""
+    secret = f"sekrit-{uuid.uuid4().hex}"
+    app_id = await api.create_app()
+    await api.create_endpoint(app_id, receiver.url(f"{path}?token={secret}"))
+    receiver.set(f"{path}?token={secret}", 500, 200)  # a failed attempt, then a success
+    event = await api.publish(app_id, "invoice.paid", {})
+    done = await api.wait_event(app_id, event["id"])
+    assert [d["status"] for d in done["deliveries"]] == ["succeeded"]
+    assert sqlite_stack.worker is not None
+    log = sqlite_stack.worker.log_path.read_text(errors="replace")
+    assert "worker polling task queue" in log  # the log is the worker's, and it is being written
+    assert secret not in log
