@@ -113,10 +113,10 @@ async def resolves_to_private(url: str) -> bool:
     if is_private_address(host):
         return True
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = await _resolve(host, 0)
     except socket.gaierror:
         return False  # the POST will fail with a connection error and be retried
-    return any(is_private_address(str(info[4][0])) for info in infos)
+    return any(is_private_address(a) for a in addresses)
 
 
 def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None:

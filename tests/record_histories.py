@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
@@ -53,13 +54,7 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     later = await api.create_endpoint(app_id, receiver.url("/later"), retry=FAR_OFF_RETRY, event_types=["later.*"])
     receiver.set("/later", 500)
     waiting = await api.publish(app_id, "later.one", {"n": 3})
-
-    def later_waits(event: dict) -> bool:
-        statuses = {d["endpoint_id"]: d["status"] for d in event["deliveries"]}
-        others = [s for endpoint_id, s in statuses.items() if endpoint_id != later["id"]]
-        return statuses.get(later["id"]) == "retrying" and all(s == "succeeded" for s in others)
-
-    event = await api.wait_event(app_id, waiting["id"], later_waits)
+    event = await api.wait_event(app_id, waiting["id"], only_retrying(later["id"]))
     await asyncio.sleep(1)
     receiver.set("/later", 200)
     [delivery] = [d for d in event["deliveries"] if d["endpoint_id"] == later["id"]]
@@ -71,17 +66,11 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     closing = await api.create_endpoint(app_id, receiver.url("/closing"), retry=FAR_OFF_RETRY, event_types=["closing.*"])
     receiver.set("/closing", 500)
     paged = await api.publish(app_id, "closing.one", {"n": 4})
-
-    def closing_waits(event: dict) -> bool:
-        statuses = {d["endpoint_id"]: d["status"] for d in event["deliveries"]}
-        others = [s for endpoint_id, s in statuses.items() if endpoint_id != closing["id"]]
-        return statuses.get(closing["id"]) == "retrying" and all(s == "succeeded" for s in others)
-
-    await api.wait_event(app_id, paged["id"], closing_waits)
+    await api.wait_event(app_id, paged["id"], only_retrying(closing["id"]))
     before = len(receiver.at("/closing"))
     await api.http.post(f"/v1/apps/{app_id}/events/{paged['id']}/replay")
     await wait_for(lambda: len(receiver.at("/closing")) == before + 1)
-    await api.wait_event(app_id, paged["id"], closing_waits)
+    await api.wait_event(app_id, paged["id"], only_retrying(closing["id"]))
     await api.http.patch(f"/v1/apps/{app_id}/endpoints/{closing['id']}", json={"status": "disabled"})
     await api.wait_event(app_id, paged["id"])
 
@@ -91,6 +80,17 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     await save(client, "retry_later_cut_short_by_replay", waiting)
     await save(client, "paged_replay_then_endpoint_closed", paged)
     await api.aclose()
+
+
+def only_retrying(endpoint_id: str) -> Callable[[dict], bool]:
+    """The delivery to this endpoint waits for a retry; every other one of the event succeeded."""
+
+    def done(event: dict) -> bool:
+        statuses = {d["endpoint_id"]: d["status"] for d in event["deliveries"]}
+        others = [s for other, s in statuses.items() if other != endpoint_id]
+        return statuses.get(endpoint_id) == "retrying" and all(s == "succeeded" for s in others)
+
+    return done
 
 
 async def save(client: Client, name: str, event: dict) -> None:

@@ -217,7 +217,6 @@ class EventWorkflow:
             self._cancel_in_flight(delivery_ids={t.delivery_id for t in targets})
             for target in targets:
                 self._waiting_retry.pop(target.delivery_id, None)
-            for target in targets:
                 if target.delivery_id not in self._tasks:
                     self._launch(target)
             if limit is None or len(targets) < limit:
