@@ -86,7 +86,11 @@ class ClientPool:
     def __init__(self, size: int = 8, *, public_only: bool = False) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
         self._clients = [
-            httpx.AsyncClient(transport=self._transport(limits, public_only), follow_redirects=False, trust_env=False)
+            # No timeout of httpx's own (its default is 5 s per read): the delivery activity gives
+            # each attempt one deadline, `delivery_timeout_s`, for connect, send and response.
+            httpx.AsyncClient(
+                transport=self._transport(limits, public_only), follow_redirects=False, trust_env=False, timeout=None
+            )
             for _ in range(size)
         ]
 

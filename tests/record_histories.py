@@ -1,15 +1,16 @@
-"""Record event-workflow histories for the replay test: `python -m tests.record_histories [name …]`.
+"""Record event-workflow histories for the replay test: `python -m tests.record_histories [--suffix S] [name …]`.
 
-With names, only those histories are written; the others stay as they were recorded.
+With names, only those histories are written; the others stay as they were recorded. With
+`--suffix S`, each is written as `<name>-S.json`, beside the one recorded by older code.
 
 Run it after a deliberate change to workflow code, once the change is made safe for running
 workflows (`workflow.patched`), and commit the new files beside the old ones: the replay test
 then proves that the new code still replays what the old code wrote.
 """
 
+import argparse
 import asyncio
 import json
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -95,10 +96,11 @@ def only_retrying(endpoint_id: str) -> Callable[[dict], bool]:
 
 async def save(client: Client, name: str, event: dict) -> None:
     """The newest run of the event's workflow."""
-    if sys.argv[1:] and name not in sys.argv[1:]:
+    if ARGS.names and name not in ARGS.names:
         return
     history = await client.get_workflow_handle(event["workflow_id"]).fetch_history()
-    (OUT / f"{name}.json").write_text(without_stack_traces(history.to_json()))
+    stem = f"{name}-{ARGS.suffix}" if ARGS.suffix else name
+    (OUT / f"{stem}.json").write_text(without_stack_traces(history.to_json()))
 
 
 def without_stack_traces(history_json: str) -> str:
@@ -114,7 +116,19 @@ def without_stack_traces(history_json: str) -> str:
     return json.dumps(scrub(json.loads(history_json)), indent=2)
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Record event-workflow histories for the replay test.")
+    parser.add_argument("names", nargs="*", help="write only these histories")
+    parser.add_argument("--suffix", help="write <name>-<suffix>.json, leaving <name>.json as it was")
+    return parser.parse_args()
+
+
+ARGS = argparse.Namespace(names=[], suffix=None)
+
+
 def main() -> None:
+    global ARGS
+    ARGS = parse_args()
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         temporal = TemporalServer(work).start()

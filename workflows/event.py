@@ -7,10 +7,12 @@ event with thousands of endpoints, or one replayed for months, stays within Temp
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER, DeliveryActivities
@@ -52,6 +54,12 @@ OPEN_DELIVERIES_CAP = 4000
 PATCH_BOUNDED_PAGES = "bounded-pages"
 # Ask the delivery activity to hand far-off retries back as workflow timers (RetryLater).
 PATCH_TIMER_WAITS = "retry-later-timers"
+# Make each delivery's first try a local activity; its retries stay activities with backoff.
+PATCH_FIRST_TRY_LOCAL = "first-try-local"
+
+# The first try of a delivery runs once, inside the workflow task; whatever it does not settle
+# goes to the regular activity, which waits out the backoff the attempt recorded.
+FIRST_TRY_RETRY = RetryPolicy(maximum_attempts=1)
 
 
 @workflow.defn
@@ -64,7 +72,8 @@ class EventWorkflow:
         self._replays: list[ReplayRequest] = list(input.pending_replays)
         self._seen_requests: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._in_flight: dict[str, tuple[str, workflow.ActivityHandle]] = {}
+        # Open tries by delivery id: the endpoint, and the activity handle (None for a first try).
+        self._in_flight: dict[str, tuple[str, workflow.ActivityHandle | None]] = {}
         self._held = 0  # tasks waiting on a paused endpoint or for a later retry: no slot, no activity
         # Deliveries whose next attempt is far off, by delivery id, with their endpoint; a replay or
         # the endpoint's closing takes one out.
@@ -75,10 +84,13 @@ class EventWorkflow:
         self._carry: list[DeliveryTarget] = []
         self._closed_endpoints: set[str] = set()  # disabled or deleted while this run was going
         self._bounded_pages = False
+        self._first_try_local = False
+        self._broken: Exception | None = None  # what broke a delivery task: a bug, never a delivery failure
 
     @workflow.run
     async def run(self, input: EventWorkflowInput) -> None:
         self._bounded_pages = workflow.patched(PATCH_BOUNDED_PAGES)
+        self._first_try_local = workflow.patched(PATCH_FIRST_TRY_LOCAL)
         for target in input.carried:
             self._launch(target)
         after = input.resolve_after
@@ -102,13 +114,13 @@ class EventWorkflow:
             if not self._bounded_pages:
                 await self._wait_for_room()
         while True:
-            await workflow.wait_condition(lambda: bool(self._replays) or not self._tasks or self._long_history())
+            await self._wait(lambda: bool(self._replays) or not self._tasks or self._long_history())
             if self._long_history():
                 await self._hand_over(resolve_after=after if resolving else None)
             if not self._replays:
                 break
             await self._start_replay(self._replays.pop(0))
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._wait(workflow.all_handlers_finished)
 
     async def _wait_for_room(self) -> None:
         """Take on the next page only when the window is at most one page ahead and the run holds
@@ -121,7 +133,14 @@ class EventWorkflow:
             ahead = len(self._tasks) - self._held < 2 * window
             return ahead and (not self._bounded_pages or len(self._tasks) < OPEN_DELIVERIES_CAP)
 
-        await workflow.wait_condition(room)
+        await self._wait(room)
+
+    async def _wait(self, condition: Callable[[], bool]) -> None:
+        """Wait on the run's main path. A delivery task that raised fails the workflow task, so
+        Temporal retries it and the Web UI shows why, instead of the delivery vanishing."""
+        await workflow.wait_condition(lambda: condition() or self._broken is not None)
+        if self._broken is not None:
+            raise RuntimeError(f"a delivery task failed: {self._broken!r}") from self._broken
 
     @workflow.signal
     def pause_endpoint(self, signal: EndpointSignal) -> None:
@@ -173,8 +192,8 @@ class EventWorkflow:
         """Stop every open delivery where it stands and continue them in a new run."""
         self._handing_over = True
         self._cancel_in_flight(everything=True)
-        await workflow.wait_condition(lambda: not self._tasks)
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._wait(lambda: not self._tasks)
+        await self._wait(workflow.all_handlers_finished)
         workflow.continue_as_new(
             self._input.model_copy(
                 update={
@@ -230,9 +249,11 @@ class EventWorkflow:
         self._tasks[target.delivery_id] = asyncio.create_task(self._deliver(target))
 
     async def _deliver(self, target: DeliveryTarget) -> None:
+        local = self._first_try_local
         try:
             while True:
-                outcome = await self._deliver_once(target)
+                outcome = await self._deliver_once(target, local=local)
+                local = False
                 if outcome is True:
                     return
                 if isinstance(outcome, timedelta):
@@ -240,6 +261,8 @@ class EventWorkflow:
                 if self._handing_over:
                     self._carry.append(target.model_copy(update={"paused": False}))
                     return
+        except Exception as exc:
+            self._broken = exc
         finally:
             del self._tasks[target.delivery_id]
 
@@ -260,11 +283,11 @@ class EventWorkflow:
             self._held -= 1
             self._waiting_retry.pop(target.delivery_id, None)
 
-    async def _deliver_once(self, target: DeliveryTarget) -> bool | timedelta:
-        """One activity run with its short retries.
+    async def _deliver_once(self, target: DeliveryTarget, *, local: bool) -> bool | timedelta:
+        """One try: a local activity (the first, a single attempt), else an activity run with its short retries.
 
         True when the delivery is closed; False when it must go again at once (pause, replay,
-        hand-over); a delay when its next attempt is far off.
+        hand-over); a delay when its next attempt is far off, or when a first try failed.
         """
         if target.endpoint_id in self._paused_endpoints and not self._handing_over:
             await self._mark(target.delivery_id, "paused")
@@ -284,27 +307,43 @@ class EventWorkflow:
         async with self._window:
             if self._handing_over:
                 return False
-            handle = workflow.start_activity_method(
-                DeliveryActivities.deliver,
-                DeliverInput(
-                    delivery_id=target.delivery_id,
-                    retry=target.retry,
-                    timeout_s=self._input.delivery_timeout_s,
-                    timer_waits=workflow.patched(PATCH_TIMER_WAITS),
-                ),
-                start_to_close_timeout=timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK,
-                retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER]),
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            deliver_input = DeliverInput(
+                delivery_id=target.delivery_id,
+                retry=target.retry,
+                timeout_s=self._input.delivery_timeout_s,
+                timer_waits=workflow.patched(PATCH_TIMER_WAITS),
             )
-            self._in_flight[target.delivery_id] = (target.endpoint_id, handle)
+            timeout = timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK
+            handle: workflow.ActivityHandle
+            if local:
+                # Most deliveries succeed at once: inside the workflow task, that costs Temporal
+                # no activity task and no second workflow task.
+                handle = workflow.start_local_activity_method(
+                    DeliveryActivities.deliver,
+                    deliver_input,
+                    start_to_close_timeout=timeout,
+                    retry_policy=FIRST_TRY_RETRY,
+                )
+            else:
+                handle = workflow.start_activity_method(
+                    DeliveryActivities.deliver,
+                    deliver_input,
+                    start_to_close_timeout=timeout,
+                    retry_policy=delivery_retry_policy(target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER]),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+            # A first try is never cancelled: that would cut its request off mid-way, unrecorded.
+            self._in_flight[target.delivery_id] = (target.endpoint_id, None if local else handle)
             try:
                 await handle
                 return True
-            except ActivityError as err:
-                cause = err.cause
+            except FailureError as err:
+                # An activity's failure comes wrapped in ActivityError; a local activity's, as it was raised.
+                cause = err.cause if isinstance(err, ActivityError) else err
                 # Cancelled by a pause, a replay or a hand-over: in backoff, or its attempt ended
                 # after the cancel was asked for (then Temporal does not retry it).
-                if isinstance(cause, CancelledError) or err.retry_state == RetryState.CANCEL_REQUESTED:
+                retry_state = err.retry_state if isinstance(err, ActivityError) else None
+                if isinstance(cause, CancelledError) or retry_state == RetryState.CANCEL_REQUESTED:
                     return False
                 if isinstance(cause, ApplicationError) and cause.type == ENDPOINT_PAUSED:
                     self._paused_endpoints.add(target.endpoint_id)
@@ -313,6 +352,11 @@ class EventWorkflow:
                     return True
                 if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER:
                     return timedelta(seconds=float(cause.details[0]))
+                if local:
+                    # A failed attempt, or a try that changed its mind or timed out: the activity
+                    # takes over, after the delay the attempt asked for.
+                    delay = cause.next_retry_delay if isinstance(cause, ApplicationError) else None
+                    return delay or False
                 # Temporal gave up (attempts lost to crashes or timeouts): keep it as a dead letter.
                 await self._mark(target.delivery_id, "dead_lettered", error=str(cause or err))
                 return True
@@ -324,6 +368,8 @@ class EventWorkflow:
     ) -> None:
         """Cancel activity runs so they go again at once (a run in backoff is cancelled at once)."""
         for delivery_id, (target_endpoint, handle) in list(self._in_flight.items()):
+            if handle is None:
+                continue
             if everything or target_endpoint == endpoint_id or (delivery_ids and delivery_id in delivery_ids):
                 handle.cancel()
 

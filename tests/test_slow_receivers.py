@@ -1,0 +1,53 @@
+"""A receiver that takes its time, within the attempt deadline, is waited for; the event stays readable meanwhile."""
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_for
+
+DEADLINE_S = 13
+SLOW_S = 10  # longer than httpx's own 5 s default timeout, and than the 8 s after which a worker renews a workflow task
+
+
+@pytest.fixture(scope="module")
+def patient_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    yield from isolated_stack(
+        temporal, work_dir, f"sqlite:///{work_dir / 'patient.db'}", HOOKLINE_DELIVERY_TIMEOUT_S=str(DEADLINE_S)
+    )
+
+
+@pytest.fixture
+async def patient_api(patient_stack: Stack) -> AsyncIterator[ApiClient]:
+    async for client in api_client(patient_stack):
+        yield client
+
+
+@pytest.mark.timeout(90)
+async def test_slow_first_try_succeeds_once_and_live_read_answers_meanwhile(
+    patient_api: ApiClient, receiver: Receiver, path: str
+) -> None:
+    api = patient_api
+    app_id = await api.create_app()
+    slow = await api.create_endpoint(app_id, receiver.url(f"{path}/slow"))
+    quick = await api.create_endpoint(app_id, receiver.url(f"{path}/quick"))
+    receiver.set(f"{path}/slow", 200, delay=SLOW_S)
+    event = await api.publish(app_id, "order.created", {"slow": True})
+    await wait_for(lambda: len(receiver.at(f"{path}/slow")) == 1 and len(receiver.at(f"{path}/quick")) == 1)
+
+    # The first try runs inside the workflow task; a query waits for the task's renewal, not for the try.
+    started = time.monotonic()
+    r = await api.http.get(f"/v1/apps/{app_id}/events/{event['id']}", params={"live": "true"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - started < SLOW_S - 1  # answered while the slow request is still out
+    live = {d["endpoint_id"]: d["live"] for d in r.json()["deliveries"]}
+    assert live == {slow["id"]: "sending", quick["id"]: None}, live
+
+    done = await api.wait_event(app_id, event["id"], timeout=30)
+    by_endpoint = {d["endpoint_id"]: d for d in done["deliveries"]}
+    assert by_endpoint[slow["id"]]["status"] == "succeeded" and by_endpoint[slow["id"]]["attempts"] == 1
+    [attempt] = await api.attempts(app_id, by_endpoint[slow["id"]]["id"])
+    assert attempt["status_code"] == 200 and SLOW_S * 1000 <= attempt["duration_ms"] < DEADLINE_S * 1000, attempt
+    assert len(receiver.at(f"{path}/slow")) == 1  # waited for, not timed out and sent again
