@@ -89,7 +89,7 @@ def _die_with_parent() -> None:
 
 
 def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float = 30) -> None:
-    """Stop children newest first: the API, then the worker, then Temporal."""
+    """Stop children newest first: the API, then the workers, then Temporal."""
     for _name, proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -106,9 +106,10 @@ def dev(
     temporal_port: Annotated[Optional[int], typer.Option(help="Temporal gRPC port [HOOKLINE_TEMPORAL_PORT, 7233]")] = None,
     ui_port: Annotated[Optional[int], typer.Option(help="Temporal Web UI port [HOOKLINE_UI_PORT, 8233]")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="State directory [HOOKLINE_DATA_DIR, .hookline]")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes [HOOKLINE_DEV_WORKERS, 2]")] = None,
 ) -> None:
-    """The whole stack in one process tree: Temporal dev server, worker and API. Ctrl-C stops it."""
-    settings = _settings(port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir)
+    """The whole stack in one process tree: Temporal dev server, workers and API. Ctrl-C stops it."""
+    settings = _settings(port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir, dev_workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token = _dev_token(settings)
     temporal_address = f"127.0.0.1:{settings.temporal_port}"
@@ -130,11 +131,11 @@ def dev(
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    def spawn(name: str, cmd: list[str], log_name: str | None = None) -> subprocess.Popen:
+    def spawn(name: str, cmd: list[str], log_name: str | None = None, **extra_env: str) -> subprocess.Popen:
         out = open(settings.data_dir / log_name, "ab") if log_name else None  # noqa: SIM115
         # A session of its own, so Ctrl-C reaches only this supervisor, which stops them in order.
         proc = subprocess.Popen(
-            cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent,
+            cmd, env={**env, **extra_env}, start_new_session=True, preexec_fn=_die_with_parent,
             stdout=out, stderr=subprocess.STDOUT if out else None,
         )
         procs.append((name, proc))
@@ -152,7 +153,10 @@ def dev(
             "temporal.log",
         )
         wait_for_port(settings.temporal_port, 60, temporal)
-        spawn("worker", [sys.executable, "-m", "cli", "worker"])
+        for n in range(settings.dev_workers):
+            # One metrics port each, counting up from the one set.
+            metrics = {} if settings.worker_metrics_port is None else {"HOOKLINE_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
+            spawn(f"worker {n + 1}", [sys.executable, "-m", "cli", "worker"], **metrics)
         api = spawn("api", [sys.executable, "-m", "cli", "api", "--port", str(settings.port)])
         wait_for_port(settings.port, 60, api, host=settings.host)
         api_url = f"http://{settings.host}:{settings.port}"

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from prometheus_client import start_http_server
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.delivery import DeliveryActivities
 from activities.http import ClientPool
@@ -43,6 +44,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             client,
             task_queue=settings.task_queue,
             workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow],
+            workflow_runner=SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
             activities=[
                 delivery.deliver,
                 records.resolve_targets,

@@ -18,7 +18,7 @@ from core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
 from core.signing import signature_header
 from core.version import VERSION
 from store import queries
-from store.tables import Attempt, Delivery, Endpoint, Event
+from store.queries import Record
 
 USER_AGENT = f"Hookline/{VERSION}"
 
@@ -46,7 +46,7 @@ def retry_error(message: str, delay: timedelta, *, retryable_type: str, timer_wa
     return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
 
-def envelope(event: Event) -> str:
+def envelope(event: Record) -> str:
     """The body every attempt of an event sends, byte for byte."""
     return json.dumps(
         {
@@ -99,7 +99,7 @@ class DeliveryActivities:
             return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
 
     async def _attempt(
-        self, session: AsyncSession, delivery: Delivery, endpoint: Endpoint, event: Event, input: DeliverInput
+        self, session: AsyncSession, delivery: Record, endpoint: Record, event: Record, input: DeliverInput
     ) -> int:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
         body = envelope(event)
@@ -130,19 +130,19 @@ class DeliveryActivities:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - clock) * 1000)
         status_code = response.status_code if response is not None and error is None else None
-        attempt = Attempt(
-            delivery_id=delivery.id, number=0, started_at=started, duration_ms=duration_ms,
-            status_code=status_code, error=error, response_body=response_body,
-        )
+        attempt = {
+            "started_at": started, "duration_ms": duration_ms,
+            "status_code": status_code, "error": error, "response_body": response_body,
+        }
         ATTEMPT_SECONDS.observe(duration_ms / 1000)
 
         delay: float | None = None
         if status_code is not None and 200 <= status_code < 300:
             status = "succeeded"
         elif status_code == 410:
-            status, attempt.error = "dead_lettered", "410 Gone: endpoint disabled"
+            status, attempt["error"] = "dead_lettered", "410 Gone: endpoint disabled"
         else:
-            attempt.error = attempt.error or f"HTTP {status_code}"
+            attempt["error"] = attempt["error"] or f"HTTP {status_code}"
             if delivery.cycle_attempts + 1 >= input.retry.max_attempts:
                 status = "dead_lettered"
             else:
@@ -157,7 +157,7 @@ class DeliveryActivities:
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
         if status_code == 410:
-            await queries.save(session, endpoint, {"status": "disabled", "disabled_reason": "receiver answered 410 Gone"})
+            await queries.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
         if not current:
             # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
             raise ApplicationError(
@@ -166,15 +166,15 @@ class DeliveryActivities:
         if status_code is not None and status == "succeeded":
             return status_code
         if status == "dead_lettered":
-            reason = attempt.error if status_code == 410 else f"attempts exhausted; last: {attempt.error}"
+            reason = attempt["error"] if status_code == 410 else f"attempts exhausted; last: {attempt['error']}"
             raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
         assert delay is not None
         # The delay is set here, from the delivery's own count, so it survives pause and resume.
         raise retry_error(
-            attempt.error, timedelta(seconds=delay), retryable_type="AttemptFailed", timer_waits=input.timer_waits
+            attempt["error"], timedelta(seconds=delay), retryable_type="AttemptFailed", timer_waits=input.timer_waits
         )
 
-    async def _close(self, session: AsyncSession, delivery: Delivery, reason: str) -> None:
+    async def _close(self, session: AsyncSession, delivery: Record, reason: str) -> None:
         await queries.set_delivery_status(
             session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"), error=reason
         )

@@ -76,11 +76,12 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
 
 
 class ClientPool:
-    """A few httpx clients, chosen by destination host.
+    """A few httpx clients, chosen by endpoint URL (one endpoint always uses the same one).
 
-    One shared httpx client loses throughput as concurrency grows (its pool lock is contended);
-    spreading hosts over several clients keeps a slow receiver from queueing the others. With
-    `public_only`, every connection goes through PublicOnlyBackend.
+    One shared httpx client loses throughput as concurrency grows: its connection pool is
+    scanned on every request, and its lock is contended. Spreading endpoints over several clients
+    keeps each pool small, also when many endpoints share one host, and keeps a slow receiver
+    from queueing the others. With `public_only`, every connection goes through PublicOnlyBackend.
     """
 
     def __init__(self, size: int = 8, *, public_only: bool = False) -> None:
@@ -105,8 +106,7 @@ class ClientPool:
         return transport
 
     def for_url(self, url: str) -> httpx.AsyncClient:
-        host = urlsplit(url).hostname or ""
-        return self._clients[zlib.crc32(host.encode()) % len(self._clients)]
+        return self._clients[zlib.crc32(url.encode()) % len(self._clients)]
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self._clients))

@@ -4,9 +4,9 @@
 
 Starts, on free 127.0.0.1 ports and in a temporary directory, the stack exactly as
 `hookline dev` runs it (the Temporal dev server from `cli.dev_server_command` on a SQLite file
-with the WAL pragmas, a worker `python -m cli worker`, an API `python -m cli api`, SQLite for
-Hookline's store), a fast receiver (bench/receiver.py) and a bare Temporal worker with no-op
-activities on a task queue of its own (bench/ceiling.py). Then, in order:
+with the WAL pragmas, its worker processes `python -m cli worker`, an API `python -m cli api`,
+SQLite for Hookline's store), a fast receiver (bench/receiver.py) and as many bare Temporal
+workers with no-op activities on a task queue of their own (bench/ceiling.py). Then, in order:
 
   L   low load: events published one at a time to one endpoint, each waited for (latency)
   L0  the same against the ceiling: W1 started one at a time
@@ -55,6 +55,9 @@ sys.path.insert(0, str(BENCH))
 import httpx  # noqa: E402
 
 from cli import dev_server_command, wait_for_port  # noqa: E402
+from core.config import Settings  # noqa: E402
+
+DEV_WORKERS = Settings.model_fields["dev_workers"].default
 
 TOKEN = "hl_bench_" + secrets.token_hex(8)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -348,12 +351,14 @@ class Bench:
         for k in range(a.workers):
             self.children.start("worker" if k == 0 else f"worker{k + 1}", worker_cmd, worker_env)
         self.ceiling_file.touch()
-        self.children.start(
-            "ceiling",
-            [sys.executable, str(BENCH / "ceiling.py"), "--address", f"127.0.0.1:{self.temporal_port}",
-             "--task-queue", self.ceiling_queue, "--arrivals", str(self.ceiling_file), "--sandbox", a.ceiling_sandbox],
-            self.python_env(),
-        )
+        # As many bare workers as Hookline's, so the ceiling has every process Hookline has.
+        for k in range(a.workers):
+            self.children.start(
+                "ceiling" if k == 0 else f"ceiling{k + 1}",
+                [sys.executable, str(BENCH / "ceiling.py"), "--address", f"127.0.0.1:{self.temporal_port}",
+                 "--task-queue", self.ceiling_queue, "--arrivals", str(self.ceiling_file), "--sandbox", a.ceiling_sandbox],
+                self.python_env(),
+            )
 
     async def setup(self) -> None:
         from temporalio.client import Client
@@ -594,8 +599,8 @@ def print_summary(results: dict[str, Any]) -> dict[str, Any]:
                 print(f"  {ours} / {bare}   {x} / {y} deliveries/s = {x / y:.2f} × ceiling  (target ≥ 0.80)")
             cx, cy = results[ours]["cpu_ms_per_delivery"], results[bare]["cpu_ms_per_delivery"]
             if cx and cy:
-                mine = {k: v for k, v in cx.items() if k not in ("driver", "ceiling")}
-                theirs = {k: cy.get(k, 0.0) for k in ("temporal", "ceiling")}
+                mine = {k: v for k, v in cx.items() if k != "driver" and not k.startswith("ceiling")}
+                theirs = {k: v for k, v in cy.items() if k == "temporal" or k.startswith("ceiling")}
                 a, b = sum(mine.values()), sum(theirs.values())
                 ratios[f"{ours}/{bare} cpu_per_delivery"] = round(a / b, 2) if b else None
                 print(f"           CPU per delivery {a:.1f} ms ("
@@ -640,13 +645,15 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=600, help="abort the whole run after this, s [600]")
     parser.add_argument("--only", help="comma-separated scenarios to run, e.g. A,W1 [all]")
     parser.add_argument("--ceiling-sandbox", choices=("on", "off"), default="on",
-                        help="workflow sandbox of the ceiling worker (Hookline's worker runs sandboxed) [on]")
+                        help="workflow sandbox of the ceiling worker: on is the SDK's default; Hookline's worker "
+                        "runs without it (HOOKLINE_WORKFLOW_SANDBOX) [on]")
     parser.add_argument("--worker-variant", help="run bench/variant_worker.py with these comma-separated tweaks "
                         "(nosandbox, autoscale, quiet-httpx, nosa) instead of `python -m cli worker` "
                         "(experiments only)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the Hookline worker, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")
-    parser.add_argument("--workers", type=int, default=1, help="Hookline worker processes [1]")
+    parser.add_argument("--workers", type=int, default=DEV_WORKERS,
+                        help=f"Hookline worker processes, and as many bare ceiling workers [{DEV_WORKERS}, as `hookline dev`]")
     parser.add_argument("--bytecode-cache", action="store_true",
                         help="give the children a .pyc cache in the temp dir even if PYTHONDONTWRITEBYTECODE is set")
     parser.add_argument("--label", default="", help="free text stored with the result")

@@ -5,6 +5,7 @@
 It runs `worker.main()` unchanged except for what the tweaks patch in this process only:
 
   nosandbox    Worker(workflow_runner=UnsandboxedWorkflowRunner())
+  passthrough  the sandbox with every module passed through (no re-import per workflow run)
   autoscale    autoscaling workflow and activity task pollers
   quiet-httpx  the `httpx` logger at WARNING (no INFO line per delivery)
   nosa         no upsert of the HooklineEndpointIds search attribute (measures its cost only)
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TWEAKS = {"nosandbox", "autoscale", "quiet-httpx", "nosa"}
+TWEAKS = {"nosandbox", "passthrough", "autoscale", "quiet-httpx", "nosa"}
 
 
 def apply(tweaks: list[str]) -> None:
@@ -35,6 +36,12 @@ def apply(tweaks: list[str]) -> None:
     extra: dict = {}
     if "nosandbox" in tweaks:
         extra["workflow_runner"] = temporalio.worker.UnsandboxedWorkflowRunner()
+    if "passthrough" in tweaks:
+        from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+        extra["workflow_runner"] = SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
+        )
     if "autoscale" in tweaks:
         extra["workflow_task_poller_behavior"] = temporalio.worker.PollerBehaviorAutoscaling()
         extra["activity_task_poller_behavior"] = temporalio.worker.PollerBehaviorAutoscaling()

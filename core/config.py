@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     fanout_window: int = Field(default=200, ge=1, le=1000)
     secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
     worker_max_concurrent_activities: int = Field(default=500, ge=1)
+    # Temporal's workflow sandbox re-imports the workflow module for every workflow run and
+    # proxies its calls: a third of the worker's CPU per event. The workflows are deterministic by
+    # design, and the replay tests and the PostgreSQL test stack run them inside the sandbox.
+    workflow_sandbox: bool = False
+    # One Python process delivers on one core at most.
+    dev_workers: int = Field(default=2, ge=1, le=32)
     # How often the worker's recovery schedule looks for events recorded over two minutes ago
     # whose workflow was never started (the API or a producer died between the two steps).
     dispatch_recovery_s: float = Field(default=60.0, ge=1, le=3600)

@@ -2,9 +2,11 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, insert, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -103,7 +105,7 @@ async def delete_endpoint(session: AsyncSession, *, endpoint: Endpoint) -> None:
     await session.commit()
 
 
-def live_secrets(endpoint: Endpoint, now: datetime) -> list[str]:
+def live_secrets(endpoint: "Endpoint | Record", now: datetime) -> list[str]:
     """The current secret, plus the previous one while its rotation grace period lasts."""
     secrets_ = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at
@@ -261,18 +263,43 @@ async def ensure_deliveries(
     return [(existing[ep.id], ep) for ep in found], after
 
 
-async def load_for_delivery(
-    session: AsyncSession, *, delivery_id: str
-) -> tuple[Delivery | None, Endpoint | None, Event | None]:
+# A row's columns as attributes: what the delivery attempt reads and writes, through Core.
+# Every attempt runs these statements; the ORM's per-statement and per-object cost was most of
+# the store's share of the worker's CPU.
+Record = SimpleNamespace
+
+_ATTEMPT_TABLES = (Delivery.__table__, Endpoint.__table__, Event.__table__)
+
+
+async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
     """A delivery with its endpoint and event, in one query; None where a row is gone."""
+    deliveries, endpoints, events = _ATTEMPT_TABLES
     stmt = (
-        select(Delivery, Endpoint, Event)
-        .outerjoin(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
-        .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
-        .where(Delivery.id == delivery_id)
+        core_select(deliveries, endpoints, events)
+        .select_from(
+            deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id).outerjoin(
+                events, events.c.id == deliveries.c.event_id
+            )
+        )
+        .where(deliveries.c.id == delivery_id)
     )
-    row = (await session.exec(stmt)).first()
-    return (row[0], row[1], row[2]) if row is not None else (None, None, None)
+    row = (await (await session.connection()).execute(stmt)).first()
+    if row is None:
+        return None, None, None
+    values, records = tuple(row), []
+    for table in _ATTEMPT_TABLES:  # the columns of each table in turn; an id of None: no row joined
+        part, values = values[: len(table.c)], values[len(table.c) :]
+        records.append(Record(**dict(zip(table.c.keys(), part))) if part[0] is not None else None)
+    return records[0], records[1], records[2]
+
+
+async def set_endpoint_disabled(session: AsyncSession, *, endpoint_id: str, reason: str) -> None:
+    endpoints = Endpoint.__table__
+    stmt = update(endpoints).where(endpoints.c.id == endpoint_id).values(
+        status="disabled", disabled_reason=reason, updated_at=utcnow()
+    )
+    await (await session.connection()).execute(stmt)
+    await session.commit()
 
 
 async def set_delivery_status(
@@ -333,51 +360,44 @@ async def restart_deliveries(
 async def record_attempt(
     session: AsyncSession,
     *,
-    delivery: Delivery,
-    attempt: Attempt,
+    delivery: Record,
+    attempt: dict[str, Any],
     status: str,
     next_attempt_at: datetime | None,
 ) -> bool:
-    """Log the attempt and move the delivery on; False when the delivery changed meanwhile.
+    """Log the attempt (`attempt`: the attempts row's values but its number) and move the
+    delivery on; False when the delivery changed meanwhile.
 
     The delivery was read before the HTTP request. If something rewrote it while the request was
     on its way (a replay's fresh budget, a deletion closing it), the attempt is logged but that
     new state stands: the attempt must not spend a replay's budget nor close a replayed delivery.
     Every write to a delivery sets `updated_at`, so an unchanged `updated_at` means unchanged.
     """
+    deliveries = Delivery.__table__
     values: dict[str, Any] = {
-        "attempts": col(Delivery.attempts) + 1,
-        "last_status_code": attempt.status_code,
-        "last_error": attempt.error,
+        "attempts": deliveries.c.attempts + 1,
+        "last_status_code": attempt["status_code"],
+        "last_error": attempt["error"],
         "updated_at": utcnow(),
     }
-    unsynced = {"synchronize_session": False}  # the caller's copy stays as it was read
+    conn = await session.connection()
     # RETURNING gives the attempt its number in the same statement (SQLite ≥ 3.35, PostgreSQL).
     moved = (
-        await session.exec(  # type: ignore[call-overload]
-            update(Delivery)
-            .where(
-                Delivery.id == delivery.id,
-                Delivery.updated_at == delivery.updated_at,
-            )
-            .values(**values, cycle_attempts=col(Delivery.cycle_attempts) + 1, status=status, next_attempt_at=next_attempt_at)
-            .returning(Delivery.attempts)
-            .execution_options(**unsynced)
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery.id, deliveries.c.updated_at == delivery.updated_at)
+            .values(**values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at)
+            .returning(deliveries.c.attempts)
         )
     ).first()
     current = moved is not None
     if moved is None:
         moved = (
-            await session.exec(  # type: ignore[call-overload]
-                update(Delivery)
-                .where(Delivery.id == delivery.id)
-                .values(**values)
-                .returning(Delivery.attempts)
-                .execution_options(**unsynced)
+            await conn.execute(
+                update(deliveries).where(deliveries.c.id == delivery.id).values(**values).returning(deliveries.c.attempts)
             )
         ).one()
-    attempt.number = moved[0]
-    session.add(attempt)
+    await conn.execute(insert(Attempt.__table__).values(**attempt, delivery_id=delivery.id, number=moved[0]))
     await session.commit()
     return current
 

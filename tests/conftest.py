@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer, api_client, running_stack
+from tests.harness import ApiClient, PostgresCluster, Receiver, Stack, TemporalServer, api_client, isolated_stack
 
 
 @pytest.fixture(scope="session")
@@ -33,18 +33,16 @@ def postgres(work_dir: Path) -> Iterator[PostgresCluster]:
     cluster.stop()
 
 
-def _stack(temporal: TemporalServer, database_url: str, work_dir: Path) -> Iterator[Stack]:
-    yield from running_stack(Stack(temporal=temporal, database_url=database_url, work_dir=work_dir))
-
-
 @pytest.fixture(scope="session")
 def sqlite_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from _stack(temporal, f"sqlite:///{work_dir / 'hookline.db'}", work_dir)
+    yield from isolated_stack(temporal, work_dir, f"sqlite:///{work_dir / 'hookline.db'}")
 
 
 @pytest.fixture(scope="session")
 def postgres_stack(temporal: TemporalServer, postgres: PostgresCluster, work_dir: Path) -> Iterator[Stack]:
-    yield from _stack(temporal, postgres.create_database(), work_dir)
+    # In Temporal's sandbox: the core flow runs on both stacks, so the workflows meet the
+    # sandbox's determinism checks as well as the default unsandboxed runner.
+    yield from isolated_stack(temporal, work_dir, postgres.create_database(), HOOKLINE_WORKFLOW_SANDBOX="true")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

@@ -377,7 +377,8 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
                 f"http://127.0.0.1:{ui_port}", token,
             ):
                 assert shown in banner, f"{shown!r} not in:\n{banner}"
-            assert len(first.children) == 3, first.children  # temporal, worker, api
+            assert len(first.children) == 4, first.children  # temporal, two workers (the default), api
+            assert sum(c.endswith("-m cli worker") for c in first.children.values()) == 2, first.children
             assert _port_open(ui_port)
 
             api = ApiClient(f"http://127.0.0.1:{api_port}", token=token)
@@ -429,7 +430,7 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
             assert second.proc is not None and second.proc.returncode == 0, second.output()[-3000:]
             assert "stopped" in second.output()
             assert not {name: port for name, port in ports.items() if _port_open(port)}
-            assert len(second.children) == 3 and not {pid: c for pid, c in second.children.items() if _alive(pid, c)}
+            assert len(second.children) == 4 and not {pid: c for pid, c in second.children.items() if _alive(pid, c)}
     finally:
         for r in runs:
             r.cleanup()
