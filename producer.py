@@ -18,7 +18,7 @@ from temporalio.client import Client
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from services.publishing import publish_event
-from store.db import create_schema, make_engine, make_sessionmaker
+from store.db import create_schema, dispose, make_engine, make_sessionmaker
 from store.tables import Event
 
 
@@ -49,7 +49,7 @@ class Producer:
             return event
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        await dispose(self._engine)
 
 
 class _Connecting:

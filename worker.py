@@ -19,7 +19,7 @@ from core.config import Settings, get_settings
 from core.metrics import WORKER_REGISTRY
 from core.temporal import connect_temporal
 from services.recovery import ensure_recovery_schedule
-from store.db import create_schema, make_engine, make_sessionmaker
+from store.db import create_schema, dispose, make_engine, make_sessionmaker
 from workflows.event import EventWorkflow
 from workflows.recovery import DispatchRecoveryWorkflow
 from workflows.sweep import DeliverySweepWorkflow
@@ -68,7 +68,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             log.info("worker stopping")
     finally:
         await http.aclose()
-        await engine.dispose()
+        await dispose(engine)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from core.version import VERSION
 from services.errors import Conflict, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error
-from store.db import create_schema, make_engine, make_sessionmaker
+from store.db import create_schema, dispose, make_engine, make_sessionmaker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await engine.dispose()
+            await dispose(engine)
 
     app = FastAPI(
         title="Hookline",

@@ -1,8 +1,12 @@
 """Engine and sessions: the one place that knows which database Hookline talks to."""
 
 import asyncio
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -24,25 +28,68 @@ def async_url(url: str) -> str:
     return url
 
 
+T = TypeVar("T")
+
+# SQLite engines' synchronous twins (below), by the async engine's sync core.
+_TWINS: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
+_WRITE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hookline-store-write")
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    # The API and the workers are separate processes writing one file: WAL plus a busy
+    # timeout lets them take turns instead of failing with "database is locked".
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = async_url(settings.effective_database_url)
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # The API and the worker are separate processes writing one file: WAL plus a busy
-        # timeout lets them take turns instead of failing with "database is locked".
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
+        _sqlite_pragmas(engine.sync_engine)
+        twin = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30})
+        _sqlite_pragmas(twin)
+        _TWINS[engine.sync_engine] = twin
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    """Close the engine's connections, and its twin's."""
+    twin = _TWINS.pop(engine.sync_engine, None)
+    if twin is not None:
+        twin.dispose()
+    await engine.dispose()
+
+
+async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
+    """Run `work`, the statements of a short write transaction that runs often, and commit.
+
+    SQLite has one write lock for the whole file. Through aiosqlite, every statement is a trip
+    to its thread and back through the event loop, and a transaction holds the lock across those
+    trips: on a busy worker, milliseconds each, while the other writers sleep in SQLite's busy
+    handler. So on SQLite, `work` runs in a thread on a synchronous connection of the same file,
+    from BEGIN to COMMIT in one go. On PostgreSQL it runs in the session, as any other write.
+    """
+    bind: Any = session.bind
+    twin = _TWINS.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+    if twin is None:
+        result = await session.run_sync(lambda sync_session: work(sync_session.connection()))
+        await session.commit()
+        return result
+
+    def in_thread() -> T:
+        with twin.begin() as conn:
+            return work(conn)
+
+    return await asyncio.get_running_loop().run_in_executor(_WRITE_THREADS, in_thread)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

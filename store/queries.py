@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import Connection, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.event_types import subscribed
 from core.ids import event_workflow_id, new_id
+from store import db
 from store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
 
 T = TypeVar("T")
@@ -133,7 +134,10 @@ async def rotate_secret(
 async def insert_event(
     session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
 ) -> tuple[Event, bool]:
-    """(event, created). A key seen before for this application returns the existing event."""
+    """(event, created). A key seen before for this application returns the existing event.
+
+    A new event is written through `db.write` and is not attached to the session.
+    """
     if idempotency_key is not None:
         existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
         if existing is not None:
@@ -143,9 +147,9 @@ async def insert_event(
         id=event_id, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key,
         workflow_id=event_workflow_id(event_id), created_at=utcnow(),
     )
-    session.add(event)
+    row = event.model_dump()
     try:
-        await session.commit()
+        await db.write(session, lambda conn: conn.execute(insert(Event.__table__).values(**row)))
     except IntegrityError:
         # Two publishes with one key raced; the first one wins.
         await session.rollback()
@@ -168,8 +172,8 @@ async def get_event(session: AsyncSession, *, app_id: str, event_id: str) -> Eve
 
 
 async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
-    await session.exec(update(Event).where(Event.id == event.id).values(dispatched=True))
-    await session.commit()
+    events = Event.__table__
+    await db.write(session, lambda conn: conn.execute(update(events).where(events.c.id == event.id).values(dispatched=True)))
     event.dispatched = True
 
 
@@ -250,7 +254,9 @@ async def ensure_deliveries(
             Delivery.event_id == event.id, col(Delivery.endpoint_id).in_([ep.id for ep in found])
         )
         existing = {d.endpoint_id: d for d in (await session.exec(stmt)).all()}
+    await session.commit()  # ends the read; the new rows go in one write
     now = utcnow()
+    missing = []
     for endpoint in found:
         if endpoint.id not in existing:
             existing[endpoint.id] = Delivery(
@@ -258,8 +264,9 @@ async def ensure_deliveries(
                 status="paused" if endpoint.status == "paused" else "pending",
                 workflow_id=event.workflow_id, created_at=now, updated_at=now,
             )
-            session.add(existing[endpoint.id])
-    await session.commit()
+            missing.append(existing[endpoint.id].model_dump())
+    if missing:
+        await db.write(session, lambda conn: conn.execute(insert(Delivery.__table__), missing))
     return [(existing[ep.id], ep) for ep in found], after
 
 
@@ -380,26 +387,24 @@ async def record_attempt(
         "last_error": attempt["error"],
         "updated_at": utcnow(),
     }
-    conn = await session.connection()
-    # RETURNING gives the attempt its number in the same statement (SQLite ≥ 3.35, PostgreSQL).
-    moved = (
-        await conn.execute(
+
+    def statements(conn: Connection) -> bool:
+        # RETURNING gives the attempt its number in the same statement (SQLite ≥ 3.35, PostgreSQL).
+        moved = conn.execute(
             update(deliveries)
             .where(deliveries.c.id == delivery.id, deliveries.c.updated_at == delivery.updated_at)
             .values(**values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at)
             .returning(deliveries.c.attempts)
-        )
-    ).first()
-    current = moved is not None
-    if moved is None:
-        moved = (
-            await conn.execute(
+        ).first()
+        current = moved is not None
+        if moved is None:
+            moved = conn.execute(
                 update(deliveries).where(deliveries.c.id == delivery.id).values(**values).returning(deliveries.c.attempts)
-            )
-        ).one()
-    await conn.execute(insert(Attempt.__table__).values(**attempt, delivery_id=delivery.id, number=moved[0]))
-    await session.commit()
-    return current
+            ).one()
+        conn.execute(insert(Attempt.__table__).values(**attempt, delivery_id=delivery.id, number=moved[0]))
+        return current
+
+    return await db.write(session, statements)
 
 
 async def list_attempts(

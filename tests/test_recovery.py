@@ -6,14 +6,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from activities.recovery import STRAGGLER_AGE
 from core.config import Settings
 from core.temporal import connect_temporal
 from services.recovery import recovery_schedule_id
 from store import queries
-from store.db import make_engine, make_sessionmaker
-from store.tables import utcnow
+from store.db import dispose, make_engine, make_sessionmaker
+from store.tables import Event, utcnow
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
 
 RECOVERY_S = 1
@@ -43,10 +44,11 @@ async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: st
                 session, app_id=app_id, type="order.created", data=data, idempotency_key=key
             )
             assert created and not event.dispatched
-            await queries.save(session, event, {"created_at": utcnow() - age})
+            await session.exec(update(Event).where(Event.id == event.id).values(created_at=utcnow() - age))
+            await session.commit()
             return event.id
     finally:
-        await engine.dispose()
+        await dispose(engine)
 
 
 async def test_an_event_recorded_but_never_started_is_delivered_once(

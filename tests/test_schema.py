@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from core.config import Settings
-from store.db import create_schema, make_engine
+from store.db import create_schema, dispose, make_engine
 from tests.harness import PostgresCluster
 
 
@@ -36,4 +36,4 @@ async def test_an_index_added_since_the_database_was_created_is_added_on_start(
             assert "ix_events_undispatched" in await conn.run_sync(event_indexes)
             assert (await conn.execute(text("SELECT name FROM applications"))).scalars().all() == ["kept"]
     finally:
-        await engine.dispose()
+        await dispose(engine)
