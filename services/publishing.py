@@ -51,5 +51,5 @@ async def publish_event(
         if created:  # the request is refused, so it leaves nothing behind
             await queries.forget_event(session, event=event)
         raise
-    await queries.mark_dispatched(session, event=event)
+    # The workflow marks the event dispatched when it resolves its first page, in the same write.
     return event, created

@@ -221,7 +221,8 @@ async def get_delivery(session: AsyncSession, *, app_id: str, delivery_id: str) 
 async def ensure_deliveries(
     session: AsyncSession, *, event: Event, after_endpoint_id: str | None, limit: int, scan: int = 2000
 ) -> tuple[list[tuple[Delivery, Endpoint]], str | None]:
-    """Create (once) the deliveries of the next page of subscribed endpoints.
+    """Create (once) the deliveries of the next page of subscribed endpoints; the first page
+    also marks the event dispatched.
 
     Pages on endpoint id; returns the page's (delivery, endpoint) pairs and where to go on,
     or None when every endpoint of the application has been seen.
@@ -265,8 +266,19 @@ async def ensure_deliveries(
                 workflow_id=event.workflow_id, created_at=now, updated_at=now,
             )
             missing.append(existing[endpoint.id].model_dump())
-    if missing:
-        await db.write(session, lambda conn: conn.execute(insert(Delivery.__table__), missing))
+    # The first page also marks the event dispatched: its fan-out has begun, so the recovery of
+    # never-started fan-outs can leave it alone.
+    first_page = after_endpoint_id is None and not event.dispatched
+    if missing or first_page:
+        events = Event.__table__
+
+        def statements(conn: Connection) -> None:
+            if missing:
+                conn.execute(insert(Delivery.__table__), missing)
+            if first_page:
+                conn.execute(update(events).where(events.c.id == event.id).values(dispatched=True))
+
+        await db.write(session, statements)
     return [(existing[ep.id], ep) for ep in found], after
 
 

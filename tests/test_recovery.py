@@ -76,6 +76,29 @@ async def test_an_event_recorded_but_never_started_is_delivered_once(
     assert (await api.event(app_id, recent_id))["deliveries"] == []
 
 
+async def test_a_published_event_is_marked_dispatched_by_its_workflow(
+    recovering_api: ApiClient, recovering_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    """Its workflow's first resolve marks it, so the recovery never looks at it; an event with
+    no subscriber at all is marked too."""
+    api = recovering_api
+    app_id = await api.create_app()
+    await api.create_endpoint(app_id, receiver.url(path), event_types=["order.*"])
+    delivered = await api.publish(app_id, "order.created", {"n": 1})
+    unheard = await api.publish(app_id, "invoice.paid", {"n": 2})
+    await api.wait_event(app_id, delivered["id"])
+
+    async def dispatched() -> dict[str, bool]:
+        engine = make_engine(Settings(database_url=recovering_stack.database_url, data_dir=recovering_stack.work_dir))
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return {e: (await session.get(Event, e)).dispatched for e in (delivered["id"], unheard["id"])}
+        finally:
+            await dispose(engine)
+
+    await wait_until(dispatched, lambda marks: all(marks.values()), timeout=10)
+
+
 async def test_the_recovery_runs_on_a_temporal_schedule(recovering_stack: Stack) -> None:
     """Visible, and pausable, in the Web UI's Schedules."""
     settings = Settings(temporal_address=recovering_stack.temporal.address, task_queue=recovering_stack.task_queue)
