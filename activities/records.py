@@ -14,7 +14,8 @@ from core.messages import (
 )
 from core.retry import effective_schedule
 from store import queries
-from store.tables import Delivery, Endpoint, Event
+from store.queries import Record
+from store.tables import Delivery, Endpoint
 
 
 class RecordActivities:
@@ -22,7 +23,7 @@ class RecordActivities:
         self._sessions = sessions
         self._settings = settings
 
-    def _target(self, delivery: Delivery, endpoint: Endpoint) -> DeliveryTarget:
+    def _target(self, delivery: Delivery | Record, endpoint: Endpoint | Record) -> DeliveryTarget:
         return DeliveryTarget(
             delivery_id=delivery.id,
             endpoint_id=endpoint.id,
@@ -34,7 +35,7 @@ class RecordActivities:
     async def resolve_targets(self, input: ResolveTargetsInput) -> ResolveTargetsResult:
         """The next page of subscribed endpoints, each with its delivery row (created once)."""
         async with self._sessions() as session:
-            event = await session.get(Event, input.event_id)
+            event = await queries.event_to_fan_out(session, event_id=input.event_id)
             if event is None:  # deleted with its application: nothing to deliver
                 return ResolveTargetsResult(targets=[])
             pairs, next_after = await queries.ensure_deliveries(

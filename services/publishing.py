@@ -30,11 +30,11 @@ async def publish_event(
     idempotency_key: str | None = None,
 ) -> tuple[Event, bool]:
     """(event, created). The same idempotency key again returns the first event, no second fan-out."""
-    if await queries.get_app(session, app_id=app_id) is None:
+    if not await queries.app_exists(session, app_id=app_id):
         raise UnknownApplication(f"application {app_id} not found")
-    event_type = await queries.get_event_type(session, name=type)
-    if event_type is not None and event_type.json_schema is not None:
-        errors = schema_errors(event_type.json_schema, data)
+    schema = await queries.event_type_schema(session, name=type)
+    if schema is not None:
+        errors = schema_errors(schema, data)
         if errors:
             raise SchemaViolation(f"data does not match the schema of {type}: " + "; ".join(errors[:5]))
     event, created = await queries.insert_event(

@@ -21,6 +21,11 @@ T = TypeVar("T")
 # Statuses a delivery is still being worked on in; the others are final until a replay.
 OPEN_STATUSES = ("pending", "retrying")
 
+# A row's columns as attributes. What runs for every event or attempt (resolving endpoints,
+# the attempt's read and record) goes through Core and returns these: the ORM's per-statement
+# and per-object cost was most of the store's share of the worker's CPU.
+Record = SimpleNamespace
+
 
 async def page_by_id(
     session: AsyncSession, stmt: Any, id_col: Any, *, limit: int, cursor: str | None
@@ -49,6 +54,13 @@ async def get_app(session: AsyncSession, *, app_id: str) -> Application | None:
     return await session.get(Application, app_id)
 
 
+async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
+    """Every publish asks this; Core, not the ORM (see Record)."""
+    apps = Application.__table__
+    stmt = core_select(apps.c.id).where(apps.c.id == app_id)
+    return (await (await session.connection()).execute(stmt)).first() is not None
+
+
 async def delete_app(session: AsyncSession, *, app: Application) -> None:
     """An application goes with everything it owns."""
     delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
@@ -74,6 +86,14 @@ async def save(session: AsyncSession, row: T, changes: dict[str, Any]) -> T:
 
 async def get_event_type(session: AsyncSession, *, name: str) -> EventType | None:
     return (await session.exec(select(EventType).where(EventType.name == name))).first()
+
+
+async def event_type_schema(session: AsyncSession, *, name: str) -> dict | None:
+    """The JSON Schema registered for an event type, if any; every publish asks (Core, see Record)."""
+    types = EventType.__table__
+    stmt = core_select(types.c.json_schema).where(types.c.name == name)
+    row = (await (await session.connection()).execute(stmt)).first()
+    return row.json_schema if row is not None else None
 
 
 async def create_event_type(
@@ -106,7 +126,7 @@ async def delete_endpoint(session: AsyncSession, *, endpoint: Endpoint) -> None:
     await session.commit()
 
 
-def live_secrets(endpoint: "Endpoint | Record", now: datetime) -> list[str]:
+def live_secrets(endpoint: Endpoint | Record, now: datetime) -> list[str]:
     """The current secret, plus the previous one while its rotation grace period lasts."""
     secrets_ = [endpoint.secret]
     expires = endpoint.previous_secret_expires_at
@@ -218,23 +238,38 @@ async def get_delivery(session: AsyncSession, *, app_id: str, delivery_id: str) 
     return delivery if delivery is not None and delivery.app_id == app_id else None
 
 
+async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | None:
+    """What resolving an event's endpoints needs of it; None once it is deleted."""
+    events = Event.__table__
+    stmt = core_select(events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched).where(
+        events.c.id == event_id
+    )
+    row = (await (await session.connection()).execute(stmt)).first()
+    return Record(**row._mapping) if row is not None else None
+
+
 async def ensure_deliveries(
-    session: AsyncSession, *, event: Event, after_endpoint_id: str | None, limit: int, scan: int = 2000
-) -> tuple[list[tuple[Delivery, Endpoint]], str | None]:
+    session: AsyncSession, *, event: Record, after_endpoint_id: str | None, limit: int, scan: int = 2000
+) -> tuple[list[tuple[Record, Record]], str | None]:
     """Create (once) the deliveries of the next page of subscribed endpoints; the first page
     also marks the event dispatched.
 
     Pages on endpoint id; returns the page's (delivery, endpoint) pairs and where to go on,
-    or None when every endpoint of the application has been seen.
+    or None when every endpoint of the application has been seen. Runs once per page of every
+    event, so it reads through Core (see Record).
     """
-    found: list[Endpoint] = []
+    endpoints, deliveries, events = Endpoint.__table__, Delivery.__table__, Event.__table__
+    conn = await session.connection()
+    found: list[Any] = []
     after = after_endpoint_id
     scanned = 0
     while len(found) < limit and scanned < scan:
-        stmt = select(Endpoint).where(Endpoint.app_id == event.app_id, Endpoint.status != "disabled")
+        stmt = core_select(endpoints.c.id, endpoints.c.status, endpoints.c.event_types, endpoints.c.retry).where(
+            endpoints.c.app_id == event.app_id, endpoints.c.status != "disabled"
+        )
         if after:
-            stmt = stmt.where(Endpoint.id > after)
-        batch = (await session.exec(stmt.order_by(col(Endpoint.id)).limit(limit))).all()
+            stmt = stmt.where(endpoints.c.id > after)
+        batch = (await conn.execute(stmt.order_by(endpoints.c.id).limit(limit))).all()
         if not batch:
             after = None
             break
@@ -248,44 +283,39 @@ async def ensure_deliveries(
         if len(batch) < limit and len(found) < limit:
             after = None
             break
-    # One read for the page's existing deliveries, one commit for the missing ones.
-    existing: dict[str, Delivery] = {}
+    # One read for the page's existing deliveries, one write for the missing ones.
+    existing: dict[str, Record] = {}
     if found:
-        stmt = select(Delivery).where(
-            Delivery.event_id == event.id, col(Delivery.endpoint_id).in_([ep.id for ep in found])
+        stmt = core_select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.status).where(
+            deliveries.c.event_id == event.id, deliveries.c.endpoint_id.in_([ep.id for ep in found])
         )
-        existing = {d.endpoint_id: d for d in (await session.exec(stmt)).all()}
-    await session.commit()  # ends the read; the new rows go in one write
+        existing = {d.endpoint_id: Record(**d._mapping) for d in (await conn.execute(stmt)).all()}
+    await session.commit()  # ends the read
     now = utcnow()
     missing = []
     for endpoint in found:
         if endpoint.id not in existing:
-            existing[endpoint.id] = Delivery(
-                id=new_id("dlv"), app_id=event.app_id, event_id=event.id, endpoint_id=endpoint.id,
-                status="paused" if endpoint.status == "paused" else "pending",
-                workflow_id=event.workflow_id, created_at=now, updated_at=now,
-            )
-            missing.append(existing[endpoint.id].model_dump())
+            row = {
+                "id": new_id("dlv"), "app_id": event.app_id, "event_id": event.id, "endpoint_id": endpoint.id,
+                "status": "paused" if endpoint.status == "paused" else "pending", "attempts": 0,
+                "cycle_attempts": 0, "workflow_id": event.workflow_id, "created_at": now, "updated_at": now,
+            }
+            missing.append(row)
+            existing[endpoint.id] = Record(**row)
     # The first page also marks the event dispatched: its fan-out has begun, so the recovery of
     # never-started fan-outs can leave it alone.
     first_page = after_endpoint_id is None and not event.dispatched
     if missing or first_page:
-        events = Event.__table__
 
         def statements(conn: Connection) -> None:
             if missing:
-                conn.execute(insert(Delivery.__table__), missing)
+                conn.execute(insert(deliveries), missing)
             if first_page:
                 conn.execute(update(events).where(events.c.id == event.id).values(dispatched=True))
 
         await db.write(session, statements)
     return [(existing[ep.id], ep) for ep in found], after
 
-
-# A row's columns as attributes: what the delivery attempt reads and writes, through Core.
-# Every attempt runs these statements; the ORM's per-statement and per-object cost was most of
-# the store's share of the worker's CPU.
-Record = SimpleNamespace
 
 _ATTEMPT_TABLES = (Delivery.__table__, Endpoint.__table__, Event.__table__)
 

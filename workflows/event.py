@@ -56,6 +56,8 @@ PATCH_BOUNDED_PAGES = "bounded-pages"
 PATCH_TIMER_WAITS = "retry-later-timers"
 # Make each delivery's first try a local activity; its retries stay activities with backoff.
 PATCH_FIRST_TRY_LOCAL = "first-try-local"
+# The three changes above, in one marker: what runs of today's code record.
+PATCH_ALL = "bounded-pages+retry-later-timers+first-try-local"
 
 # The first try of a delivery runs once, inside the workflow task; whatever it does not settle
 # goes to the regular activity, which waits out the backoff the attempt recorded.
@@ -85,12 +87,17 @@ class EventWorkflow:
         self._closed_endpoints: set[str] = set()  # disabled or deleted while this run was going
         self._bounded_pages = False
         self._first_try_local = False
+        self._all_patches = False
         self._broken: Exception | None = None  # what broke a delivery task: a bug, never a delivery failure
 
     @workflow.run
     async def run(self, input: EventWorkflowInput) -> None:
-        self._bounded_pages = workflow.patched(PATCH_BOUNDED_PAGES)
-        self._first_try_local = workflow.patched(PATCH_FIRST_TRY_LOCAL)
+        # A run of today's code records one patch marker for all three changes (each marker costs
+        # Temporal a marker event and a search-attribute update per run). Runs recorded by older
+        # code replay on the paths their own markers chose, asked in the order they were recorded.
+        self._all_patches = workflow.patched(PATCH_ALL)
+        self._bounded_pages = self._all_patches or workflow.patched(PATCH_BOUNDED_PAGES)
+        self._first_try_local = self._all_patches or workflow.patched(PATCH_FIRST_TRY_LOCAL)
         for target in input.carried:
             self._launch(target)
         after = input.resolve_after
@@ -311,7 +318,7 @@ class EventWorkflow:
                 delivery_id=target.delivery_id,
                 retry=target.retry,
                 timeout_s=self._input.delivery_timeout_s,
-                timer_waits=workflow.patched(PATCH_TIMER_WAITS),
+                timer_waits=self._all_patches or workflow.patched(PATCH_TIMER_WAITS),
             )
             timeout = timedelta(seconds=self._input.delivery_timeout_s) + DELIVERY_TIMEOUT_SLACK
             handle: workflow.ActivityHandle
