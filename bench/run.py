@@ -649,7 +649,7 @@ def main() -> int:
                         help="workflow sandbox of the ceiling worker: on is the SDK's default; Hookline's worker "
                         "runs without it (HOOKLINE_WORKFLOW_SANDBOX) [on]")
     parser.add_argument("--worker-variant", help="run bench/variant_worker.py with these comma-separated tweaks "
-                        "(nosandbox, autoscale, quiet-httpx, nosa) instead of `python -m cli worker` "
+                        "(nosandbox, passthrough, autoscale, quiet-httpx, nosa) instead of `python -m cli worker` "
                         "(experiments only)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the Hookline worker, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")

@@ -4,8 +4,10 @@
 
 It runs `worker.main()` unchanged except for what the tweaks patch in this process only:
 
-  nosandbox    Worker(workflow_runner=UnsandboxedWorkflowRunner())
-  passthrough  the sandbox with every module passed through (no re-import per workflow run)
+  nosandbox    Worker(workflow_runner=UnsandboxedWorkflowRunner()): now the product's default,
+               so a no-op unless HOOKLINE_WORKFLOW_SANDBOX=true
+  passthrough  the sandbox with every module passed through (no re-import per workflow run);
+               measured no better than the sandbox
   autoscale    autoscaling workflow and activity task pollers
   quiet-httpx  the `httpx` logger at WARNING (no INFO line per delivery)
   nosa         no upsert of the HooklineEndpointIds search attribute (measures its cost only)
