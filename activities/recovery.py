@@ -15,7 +15,9 @@ from workflows import dispatch
 
 PAGE = 200
 # A publish records the event, then waits up to 5 s for Temporal to start its workflow (longer
-# under load). Only events well past that are stragglers; younger ones may still be under way.
+# under load), and the workflow marks it dispatched when it resolves its first page. Only events
+# well past that are stragglers; younger ones may still be under way. (Under a backlog longer
+# than this, events whose workflow did start are found too: starting them again is a no-op.)
 STRAGGLER_AGE = timedelta(minutes=2)
 
 
@@ -29,7 +31,7 @@ class RecoveryActivities:
     async def dispatch_stragglers(self) -> int:
         """Start the workflow of every event recorded but never dispatched; returns how many.
 
-        Publishing records the event, then starts its workflow, then marks it dispatched. A
+        Publishing records the event, then starts its workflow, which marks it dispatched. A
         process that dies in between leaves a row with no fan-out. Starting is idempotent by
         workflow id, so an event whose start did go through is only marked. An event Temporal
         refuses is logged and left for the next run; it does not hold up the others.

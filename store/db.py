@@ -54,9 +54,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _sqlite_pragmas(engine.sync_engine)
-        twin = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30})
-        _sqlite_pragmas(twin)
-        _TWINS[engine.sync_engine] = twin
+        if engine.url.database not in (None, "", ":memory:"):  # a twin of a memory database would be another one
+            twin = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30})
+            _sqlite_pragmas(twin)
+            _TWINS[engine.sync_engine] = twin
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -76,7 +77,10 @@ async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
     to its thread and back through the event loop, and a transaction holds the lock across those
     trips: on a busy worker, milliseconds each, while the other writers sleep in SQLite's busy
     handler. So on SQLite, `work` runs in a thread on a synchronous connection of the same file,
-    from BEGIN to COMMIT in one go. On PostgreSQL it runs in the session, as any other write.
+    from BEGIN to COMMIT in one go. On PostgreSQL (and an in-memory SQLite) it runs in the
+    session and commits it, so the session must hold no other pending change.
+
+    A cancelled caller does not stop the thread: its transaction still commits or rolls back.
     """
     bind: Any = session.bind
     twin = _TWINS.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None

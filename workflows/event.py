@@ -345,30 +345,53 @@ class EventWorkflow:
                 await handle
                 return True
             except FailureError as err:
-                # An activity's failure comes wrapped in ActivityError; a local activity's, as it was raised.
+                if local:
+                    return self._after_first_try(target, err)
                 cause = err.cause if isinstance(err, ActivityError) else err
                 # Cancelled by a pause, a replay or a hand-over: in backoff, or its attempt ended
                 # after the cancel was asked for (then Temporal does not retry it).
-                retry_state = err.retry_state if isinstance(err, ActivityError) else None
-                if isinstance(cause, CancelledError) or retry_state == RetryState.CANCEL_REQUESTED:
+                if isinstance(cause, CancelledError) or err.retry_state == RetryState.CANCEL_REQUESTED:
                     return False
-                if isinstance(cause, ApplicationError) and cause.type == ENDPOINT_PAUSED:
-                    self._paused_endpoints.add(target.endpoint_id)
-                    return False
-                if isinstance(cause, ApplicationError) and cause.type == DEAD_LETTERED:
-                    return True
-                if isinstance(cause, ApplicationError) and cause.type == RETRY_LATER:
-                    return timedelta(seconds=float(cause.details[0]))
-                if local:
-                    # A failed attempt, or a try that changed its mind or timed out: the activity
-                    # takes over, after the delay the attempt asked for.
-                    delay = cause.next_retry_delay if isinstance(cause, ApplicationError) else None
-                    return delay or False
+                verdict = self._verdict(target, cause)
+                if verdict is not None:
+                    return verdict
                 # Temporal gave up (attempts lost to crashes or timeouts): keep it as a dead letter.
                 await self._mark(target.delivery_id, "dead_lettered", error=str(cause or err))
                 return True
             finally:
                 self._in_flight.pop(target.delivery_id, None)
+
+    def _after_first_try(self, target: DeliveryTarget, err: FailureError) -> bool | timedelta:
+        """What a first try that did not succeed leaves to do; see _deliver_once for the values.
+
+        A local activity's failure comes as it was raised, except a timeout: wrapped in an
+        ActivityError when it happens, bare when replayed. Only the cause is looked at, so both
+        take the same path.
+        """
+        cause = err.cause if isinstance(err, ActivityError) else err
+        if not isinstance(cause, ApplicationError):
+            # Timed out, or cut off: its record may still be on its way to the store. Give it
+            # that long before the activity reads the delivery and goes on.
+            return DELIVERY_TIMEOUT_SLACK
+        verdict = self._verdict(target, cause)
+        if verdict is not None:
+            return verdict
+        # A failed attempt, or a try that found the delivery changed: the activity takes over,
+        # after the delay the attempt asked for.
+        return cause.next_retry_delay or False
+
+    def _verdict(self, target: DeliveryTarget, cause: BaseException | None) -> bool | timedelta | None:
+        """What the delivery activity decided, if it ended the try on purpose; None otherwise."""
+        if not isinstance(cause, ApplicationError):
+            return None
+        if cause.type == ENDPOINT_PAUSED:
+            self._paused_endpoints.add(target.endpoint_id)
+            return False
+        if cause.type == DEAD_LETTERED:
+            return True
+        if cause.type == RETRY_LATER:
+            return timedelta(seconds=float(cause.details[0]))
+        return None
 
     def _cancel_in_flight(
         self, *, endpoint_id: str | None = None, delivery_ids: set[str] | None = None, everything: bool = False
