@@ -27,6 +27,11 @@ OPEN_STATUSES = ("pending", "retrying")
 Record = SimpleNamespace
 
 
+async def _first_row(session: AsyncSession, stmt: Any) -> Any:
+    """The first row of a Core statement, or None."""
+    return (await (await session.connection()).execute(stmt)).first()
+
+
 async def page_by_id(
     session: AsyncSession, stmt: Any, id_col: Any, *, limit: int, cursor: str | None
 ) -> tuple[Sequence[Any], str | None]:
@@ -58,7 +63,7 @@ async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
     """Every publish asks this; Core, not the ORM (see Record)."""
     apps = Application.__table__
     stmt = core_select(apps.c.id).where(apps.c.id == app_id)
-    return (await (await session.connection()).execute(stmt)).first() is not None
+    return await _first_row(session, stmt) is not None
 
 
 async def delete_app(session: AsyncSession, *, app: Application) -> None:
@@ -92,7 +97,7 @@ async def event_type_schema(session: AsyncSession, *, name: str) -> dict | None:
     """The JSON Schema registered for an event type, if any; every publish asks (Core, see Record)."""
     types = EventType.__table__
     stmt = core_select(types.c.json_schema).where(types.c.name == name)
-    row = (await (await session.connection()).execute(stmt)).first()
+    row = await _first_row(session, stmt)
     return row.json_schema if row is not None else None
 
 
@@ -191,9 +196,14 @@ async def get_event(session: AsyncSession, *, app_id: str, event_id: str) -> Eve
     return event if event is not None and event.app_id == app_id else None
 
 
-async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
+def _dispatched(event_id: str) -> Any:
+    """The statement that marks an event's fan-out as begun."""
     events = Event.__table__
-    await db.write(session, lambda conn: conn.execute(update(events).where(events.c.id == event.id).values(dispatched=True)))
+    return update(events).where(events.c.id == event_id).values(dispatched=True)
+
+
+async def mark_dispatched(session: AsyncSession, *, event: Event) -> None:
+    await db.write(session, lambda conn: conn.execute(_dispatched(event.id)))
     event.dispatched = True
 
 
@@ -244,7 +254,7 @@ async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | 
     stmt = core_select(events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched).where(
         events.c.id == event_id
     )
-    row = (await (await session.connection()).execute(stmt)).first()
+    row = await _first_row(session, stmt)
     return Record(**row._mapping) if row is not None else None
 
 
@@ -258,7 +268,7 @@ async def ensure_deliveries(
     or None when every endpoint of the application has been seen. Runs once per page of every
     event, so it reads through Core (see Record).
     """
-    endpoints, deliveries, events = Endpoint.__table__, Delivery.__table__, Event.__table__
+    endpoints, deliveries = Endpoint.__table__, Delivery.__table__
     conn = await session.connection()
     found: list[Any] = []
     after = after_endpoint_id
@@ -311,7 +321,7 @@ async def ensure_deliveries(
             if missing:
                 conn.execute(insert(deliveries), missing)
             if first_page:
-                conn.execute(update(events).where(events.c.id == event.id).values(dispatched=True))
+                conn.execute(_dispatched(event.id))
 
         await db.write(session, statements)
     return [(existing[ep.id], ep) for ep in found], after
@@ -332,7 +342,7 @@ async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple
         )
         .where(deliveries.c.id == delivery_id)
     )
-    row = (await (await session.connection()).execute(stmt)).first()
+    row = await _first_row(session, stmt)
     if row is None:
         return None, None, None
     values, records = tuple(row), []

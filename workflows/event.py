@@ -347,7 +347,9 @@ class EventWorkflow:
             except FailureError as err:
                 if local:
                     return self._after_first_try(target, err)
-                cause = err.cause if isinstance(err, ActivityError) else err
+                if not isinstance(err, ActivityError):
+                    raise  # an activity's failure always comes wrapped in ActivityError
+                cause = err.cause
                 # Cancelled by a pause, a replay or a hand-over: in backoff, or its attempt ended
                 # after the cancel was asked for (then Temporal does not retry it).
                 if isinstance(cause, CancelledError) or err.retry_state == RetryState.CANCEL_REQUESTED:
