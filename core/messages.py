@@ -27,13 +27,21 @@ class EventWorkflowInput(BaseModel):
     fan_out: bool = True
     window: int = 200
     delivery_timeout_s: float = 15.0
-    # What a run hands to the next one when its history grows long (continue-as-new):
-    # where endpoint resolution stopped, the deliveries still open, and the signals' state.
+    # Set by a run that handed over to this one (continue-as-new); None on a first run.
+    handed_over: "HandOver | None" = None
+
+
+class HandOver(BaseModel):
+    """All the state one run of an event workflow hands to the next when its history grows long."""
+
+    # Whether endpoint resolution is still going, and after which endpoint it goes on.
+    resolving: bool = False
     resolve_after: str | None = None
-    carried: list[DeliveryTarget] = []
+    deliveries: list[DeliveryTarget] = []  # still open
     paused_endpoints: list[str] = []
     pending_replays: list["ReplayRequest"] = []
-    endpoint_ids: list[str] = []
+    seen_requests: list[str] = []  # replay request ids already taken, so a repeated signal stays a no-op
+    endpoint_ids: list[str] = []  # noted in the HooklineEndpointIds search attribute so far
 
 
 class ResolveTargetsInput(BaseModel):
@@ -51,8 +59,8 @@ class DeliverInput(BaseModel):
     delivery_id: str
     retry: RetrySchedule
     timeout_s: float = 15.0
-    # Set by workflow code that waits for far-off retries on a timer; older code leaves every
-    # wait to Temporal's activity retry.
+    # Hand a far-off next attempt back to the workflow (RetryLater), which waits for it on a
+    # timer; the event workflow always sets it.
     timer_waits: bool = False
 
 
@@ -123,3 +131,4 @@ class SweepInput(BaseModel):
 
 
 EventWorkflowInput.model_rebuild()
+HandOver.model_rebuild()

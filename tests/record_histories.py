@@ -1,11 +1,14 @@
-"""Record event-workflow histories for the replay test: `python -m tests.record_histories [--suffix S] [name …]`.
+"""Record workflow histories for the replay test: `python -m tests.record_histories [--suffix S] [name …]`.
 
-With names, only those histories are written; the others stay as they were recorded. With
-`--suffix S`, each is written as `<name>-S.json`, beside the one recorded by older code.
+Runs a real dev server, worker and API (a fan-out window of 2, the recovery schedule every
+2 s), drives them through the paths below, and writes each workflow's newest run to
+`tests/histories/<name>.json`. With names, only those histories are written; with
+`--suffix S`, as `<name>-S.json`.
 
-Run it after a deliberate change to workflow code, once the change is made safe for running
-workflows (`workflow.patched`), and commit the new files beside the old ones: the replay test
-then proves that the new code still replays what the old code wrote.
+The files hold histories of the CURRENT workflow code only. After a deliberate change to
+workflow code, re-record them all in the same commit. If the change needs a patch
+(docs/contributing.md), first record the old code's with `--suffix before-<patch id>`, and keep
+those until the patch is deprecated.
 """
 
 import argparse
@@ -39,7 +42,7 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     delivered = await api.publish(app_id, "order.created", {"n": 1})
     await api.wait_event(app_id, delivered["id"])
     await asyncio.sleep(1)
-    await save(client, "fan_out_retry_dead_letter", delivered)
+    await save(client, "fan_out_retry_dead_letter", delivered["workflow_id"])
     receiver.set("/dead", 200)
     dead = [d for d in (await api.event(app_id, delivered["id"]))["deliveries"] if d["endpoint_id"] != ok["id"]]
     await api.http.post(f"/v1/apps/{app_id}/deliveries/{dead[0]['id']}/replay")
@@ -76,11 +79,26 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     await api.wait_event(app_id, paged["id"])
 
     await asyncio.sleep(2)
-    await save(client, "replay_after_close", delivered)
-    await save(client, "pause_resume", held)
-    await save(client, "retry_later_cut_short_by_replay", waiting)
-    await save(client, "paged_replay_then_endpoint_closed", paged)
+    await save(client, "replay_after_close", delivered["workflow_id"])
+    await save(client, "pause_resume", held["workflow_id"])
+    await save(client, "retry_later_cut_short_by_replay", waiting["workflow_id"])
+    await save(client, "paged_replay_then_endpoint_closed", paged["workflow_id"])
+    # The sweeps that reached those deliveries: the resume of the paused endpoint, the close of the other.
+    await save(client, "sweep_resume", await finished_run(client, "DeliverySweepWorkflow", f"sweep-resume-{paused['id']}-"))
+    await save(client, "sweep_close", await finished_run(client, "DeliverySweepWorkflow", f"sweep-close-{closing['id']}-"))
+    await save(client, "dispatch_recovery", await finished_run(client, "DispatchRecoveryWorkflow", ""))
     await api.aclose()
+
+
+async def finished_run(client: Client, workflow_type: str, id_prefix: str) -> str:
+    """The id of a completed workflow of this type whose id starts with the prefix (waits up to 30 s)."""
+    query = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Completed'"
+    for _ in range(60):
+        async for execution in client.list_workflows(query):
+            if execution.id.startswith(id_prefix):
+                return execution.id
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"no completed {workflow_type} run with an id starting {id_prefix!r}")
 
 
 def only_retrying(endpoint_id: str) -> Callable[[dict], bool]:
@@ -94,12 +112,13 @@ def only_retrying(endpoint_id: str) -> Callable[[dict], bool]:
     return done
 
 
-async def save(client: Client, name: str, event: dict) -> None:
-    """The newest run of the event's workflow."""
+async def save(client: Client, name: str, workflow_id: str) -> None:
+    """The newest run of the workflow."""
     if ARGS.names and name not in ARGS.names:
         return
-    history = await client.get_workflow_handle(event["workflow_id"]).fetch_history()
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
     stem = f"{name}-{ARGS.suffix}" if ARGS.suffix else name
+    OUT.mkdir(exist_ok=True)
     (OUT / f"{stem}.json").write_text(without_stack_traces(history.to_json()))
 
 
@@ -117,9 +136,9 @@ def without_stack_traces(history_json: str) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Record event-workflow histories for the replay test.")
+    parser = argparse.ArgumentParser(description="Record workflow histories for the replay test.")
     parser.add_argument("names", nargs="*", help="write only these histories")
-    parser.add_argument("--suffix", help="write <name>-<suffix>.json, leaving <name>.json as it was")
+    parser.add_argument("--suffix", help="write <name>-<suffix>.json (the old code's, before a patched change)")
     return parser.parse_args()
 
 
@@ -133,12 +152,12 @@ def main() -> None:
         work = Path(d)
         temporal = TemporalServer(work).start()
         receiver = Receiver()
-        # A window of 2, so a replay of one event goes in several pages.
+        # A window of 2, so a replay of one event goes in several pages; a recovery run every 2 s.
         stack = Stack(
             temporal=temporal,
             database_url=f"sqlite:///{work / 'h.db'}",
             work_dir=work,
-            extra_env={"HOOKLINE_FANOUT_WINDOW": "2"},
+            extra_env={"HOOKLINE_FANOUT_WINDOW": "2", "HOOKLINE_DISPATCH_RECOVERY_S": "2"},
         ).start()
         try:
             asyncio.run(record(stack, receiver))
