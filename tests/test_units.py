@@ -120,7 +120,7 @@ def test_a_bad_setting_stops_the_command_with_its_name(args: list[str], env: dic
 
 def _first_try_outcome(err: Exception, paused: set[str] | None = None) -> object:
     from core.messages import DeliveryTarget
-    from workflows.event import EventWorkflow
+    from workflows.event import Delivery, EventWorkflow
 
     workflow_instance = object.__new__(EventWorkflow)  # the method reads and writes only this set
     workflow_instance._paused_endpoints = paused if paused is not None else set()
@@ -128,7 +128,7 @@ def _first_try_outcome(err: Exception, paused: set[str] | None = None) -> object
         delivery_id="dlv_1", endpoint_id="ep_1",
         retry=RetrySchedule(max_attempts=3, initial_interval_s=5, backoff_coefficient=2, max_interval_s=60),
     )
-    return workflow_instance._after_first_try(target, err)
+    return workflow_instance._after_first_try(Delivery(target), err)
 
 
 def test_a_first_try_is_judged_the_same_live_and_replayed() -> None:
@@ -136,6 +136,7 @@ def test_a_first_try_is_judged_the_same_live_and_replayed() -> None:
     from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError, TimeoutType
 
     from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER
+    from workflows.event import AGAIN, DONE, wait
     from workflows.policies import DELIVERY_TIMEOUT_SLACK
 
     timeout = TimeoutError("timed out", type=TimeoutType.START_TO_CLOSE, last_heartbeat_details=[])
@@ -144,14 +145,14 @@ def test_a_first_try_is_judged_the_same_live_and_replayed() -> None:
         activity_id="1", retry_state=RetryState.CANCEL_REQUESTED,
     )
     wrapped.__cause__ = timeout
-    assert _first_try_outcome(wrapped) == _first_try_outcome(timeout) == DELIVERY_TIMEOUT_SLACK
+    assert _first_try_outcome(wrapped) == _first_try_outcome(timeout) == wait(DELIVERY_TIMEOUT_SLACK)
 
     failed = ApplicationError("HTTP 500", type="AttemptFailed", next_retry_delay=timedelta(seconds=5))
-    assert _first_try_outcome(failed) == timedelta(seconds=5)
-    assert _first_try_outcome(ApplicationError("x", type="Whatever")) is False  # no delay asked: at once
-    assert _first_try_outcome(ApplicationError("gone", type=DEAD_LETTERED, non_retryable=True)) is True
+    assert _first_try_outcome(failed) == wait(timedelta(seconds=5))
+    assert _first_try_outcome(ApplicationError("x", type="Whatever")) == AGAIN  # no delay asked: at once
+    assert _first_try_outcome(ApplicationError("gone", type=DEAD_LETTERED, non_retryable=True)) == DONE
     far = ApplicationError("HTTP 500", 600.0, type=RETRY_LATER, non_retryable=True)
-    assert _first_try_outcome(far) == timedelta(seconds=600)
+    assert _first_try_outcome(far) == wait(timedelta(seconds=600))
     paused: set[str] = set()
-    assert _first_try_outcome(ApplicationError("paused", type=ENDPOINT_PAUSED, non_retryable=True), paused) is False
+    assert _first_try_outcome(ApplicationError("paused", type=ENDPOINT_PAUSED, non_retryable=True), paused) == AGAIN
     assert paused == {"ep_1"}
