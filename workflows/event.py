@@ -112,6 +112,7 @@ class EventWorkflow:
     def __init__(self, input: EventWorkflowInput) -> None:
         self._input = input
         self._window = asyncio.Semaphore(input.window)
+        # A first run starts as if handed nothing: it resolves endpoints if it fans out.
         handed = input.handed_over or HandOver(resolving=input.fan_out)
         self._handed_in = handed.deliveries
         self._resolving = handed.resolving
