@@ -1,22 +1,14 @@
 """Publishing an event: validate, record once, start its fan-out. Shared by the API and producers."""
 
-from jsonschema import Draft202012Validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from core.config import Settings
-from services.errors import SchemaViolation, TemporalError, UnknownApplication, reaching_temporal
+from services.errors import TemporalError, UnknownApplication, reaching_temporal
+from services.validation import check_data
 from store import queries
 from store.tables import Event
 from workflows import dispatch
-
-
-def schema_errors(schema: dict, data: dict) -> list[str]:
-    validator = Draft202012Validator(schema)
-    return [
-        f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
-        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    ]
 
 
 async def publish_event(
@@ -34,9 +26,7 @@ async def publish_event(
         raise UnknownApplication(f"application {app_id} not found")
     schema = await queries.event_type_schema(session, name=type)
     if schema is not None:
-        errors = schema_errors(schema, data)
-        if errors:
-            raise SchemaViolation(f"data does not match the schema of {type}: " + "; ".join(errors[:5]))
+        await check_data(type, schema, data)
     event, created = await queries.insert_event(
         session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key
     )

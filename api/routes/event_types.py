@@ -1,9 +1,9 @@
 from fastapi import APIRouter, HTTPException, status
-from jsonschema import Draft202012Validator, SchemaError
 from sqlmodel import select
 
 from api.deps import PagingDep, SessionDep
 from api.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate, Page
+from core.schemas import UnusableSchema, check_schema
 from store import queries
 from store.tables import EventType
 
@@ -18,12 +18,13 @@ def _out(row: EventType) -> EventTypeOut:
 
 
 def _check_schema(schema: dict | None) -> None:
+    """422 for an invalid schema and for one that refers outside itself (see core.schemas)."""
     if schema is None:
         return
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"schema is not a valid JSON Schema: {exc.message}")
+        check_schema(schema)
+    except UnusableSchema as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"schema refused: {exc}") from exc
 
 
 async def _get_or_404(session: SessionDep, name: str) -> EventType:
