@@ -11,7 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import RESPONSE_BODY_LIMIT, ClientPool, resolves_to_private, retry_after_seconds
+from activities.http import (
+    RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
+)
 from core.config import Settings
 from core.messages import DeliverInput, DeliverResult
 from core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
@@ -92,8 +94,6 @@ class DeliveryActivities:
                     retryable_type=NOT_YET_DUE,
                     timer_waits=input.timer_waits,
                 )
-            if not self._settings.allow_private_targets and await resolves_to_private(endpoint.url):
-                await self._close(session, delivery, "endpoint resolves to a private address")
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
             return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
@@ -118,14 +118,21 @@ class DeliveryActivities:
         response: httpx.Response | None = None
         response_body: str | None = None
         error: str | None = None
+        blocked: str | None = None
         try:
-            # One deadline for the whole attempt: connect, send, and the first 4 KiB back.
+            # One deadline for the whole attempt: destination check (a DNS lookup), connect, send,
+            # and the first 4 KiB back.
             async with asyncio.timeout(input.timeout_s):
-                client = self._http.for_url(endpoint.url)
-                async with client.stream("POST", endpoint.url, content=body.encode(), headers=headers) as response:
-                    response_body = await _read_head(response)
+                if not self._settings.allow_private_targets:
+                    blocked = await destination_refusal(endpoint.url)
+                if blocked is None:
+                    client = self._http.for_url(endpoint.url)
+                    async with client.stream("POST", endpoint.url, content=body.encode(), headers=headers) as response:
+                        response_body = await _read_head(response)
         except TimeoutError:
             error = f"timed out after {input.timeout_s:g}s"
+        except DestinationBlocked as exc:  # the connect-time guard: the name answered otherwise now
+            blocked = str(exc).removeprefix("refused: ")
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - clock) * 1000)
@@ -137,7 +144,9 @@ class DeliveryActivities:
         ATTEMPT_SECONDS.observe(duration_ms / 1000)
 
         delay: float | None = None
-        if status_code is not None and 200 <= status_code < 300:
+        if blocked is not None:
+            status, attempt["error"] = "dead_lettered", f"blocked: {blocked}"  # no connection was made
+        elif status_code is not None and 200 <= status_code < 300:
             status = "succeeded"
         elif status_code == 410:
             status, attempt["error"] = "dead_lettered", "410 Gone: endpoint disabled"
@@ -166,7 +175,8 @@ class DeliveryActivities:
         if status_code is not None and status == "succeeded":
             return status_code
         if status == "dead_lettered":
-            reason = attempt["error"] if status_code == 410 else f"attempts exhausted; last: {attempt['error']}"
+            closed_at_once = status_code == 410 or blocked is not None
+            reason = attempt["error"] if closed_at_once else f"attempts exhausted; last: {attempt['error']}"
             raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
         assert delay is not None
         # The delay is set here, from the delivery's own count, so it survives pause and resume.

@@ -1,18 +1,19 @@
 """Outbound HTTP: the sharded client pool and how a receiver's answer is read."""
 
 import asyncio
+import contextlib
 import email.utils
 import socket
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from core.targets import is_private_address
+from core.targets import address_refusal, name_refusal, parse_address
 
 RESPONSE_BODY_LIMIT = 4096
 
@@ -25,18 +26,41 @@ async def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+def _answers_refusal(host: str, addresses: list[str]) -> str | None:
+    """Why `host`, resolved to `addresses`, is no destination: the name, or any one answer."""
+    if parse_address(host) is None and (why := name_refusal(host)) is not None:
+        return f"{host} is a private name ({why})"
+    for address in addresses:
+        ip = parse_address(address)
+        why = "unreadable address" if ip is None else address_refusal(ip)
+        if why is not None:
+            where = "is" if address == host else f"resolves to {address},"
+            return f"{host} {where} a private address ({why})"
+    return None
+
+
+class RefusedConnect(httpcore.ConnectError):
+    """The connect-time guard refused the destination; no connection was made."""
+
+
+class DestinationBlocked(httpx.ConnectError):
+    """A delivery's destination is not public (HOOKLINE_ALLOW_PRIVATE_TARGETS=false)."""
+
+
 class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
     """Connects only to public addresses, and to the very address it checked.
 
     The activity checks an endpoint's host before each attempt, but the HTTP client would resolve
     it again to connect: a DNS server answering a public address first and a private one next
     (DNS rebinding) would slip past the check. Here one lookup serves both the check and the
-    connection. The URL keeps its host name, so TLS verifies the certificate against it.
+    connection, and every answer is checked. The URL keeps its host name, so TLS verifies the
+    certificate against it.
     """
 
-    def __init__(
-        self, inner: httpcore.AsyncNetworkBackend, resolve: Callable[[str, int], Awaitable[list[str]]] | None = None
-    ) -> None:
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, resolve: Resolver | None = None) -> None:
         self._inner = inner
         self._resolve = resolve or _resolve
 
@@ -48,31 +72,123 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await self._resolve(host, port)
-        except socket.gaierror as exc:
-            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
+        literal = parse_address(host)
+        if literal is not None:
+            addresses = [str(literal)]  # also a legacy numeric form: connect to what was checked
+        elif (refused := _answers_refusal(host, [])) is not None:
+            raise RefusedConnect(f"refused: {refused}")
+        else:
+            try:
+                addresses = await self._resolve(host, port)
+            except socket.gaierror as exc:
+                raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from exc
         if not addresses:
             raise httpcore.ConnectError(f"could not resolve {host}: no address")
-        refused = [a for a in addresses if is_private_address(a)]
-        if is_private_address(host) or refused:
-            raise httpcore.ConnectError(f"refused: {host} resolves to a private address ({', '.join(refused) or host})")
-        last_error: Exception | None = None
+        refused = _answers_refusal(host, addresses)
+        if refused is not None:
+            raise RefusedConnect(f"refused: {refused}")
+        last_error: Exception = httpcore.ConnectError(f"could not connect to {host}")
         for address in addresses:
             try:
                 return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
-        assert last_error is not None
         raise last_error
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not delivery targets")
+        raise RefusedConnect("refused: unix sockets are not delivery targets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+# httpcore's errors as httpx's, most specific first (the attempt handles httpx.HTTPError).
+_ERRORS: list[tuple[type[Exception], type[httpx.HTTPError]]] = [
+    (RefusedConnect, DestinationBlocked),
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+]
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = next((to for core, to in _ERRORS if isinstance(exc, core)), None)
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            with _httpx_errors():
+                await close()
+
+
+class PoolTransport(httpx.AsyncBaseTransport):
+    """httpx over an httpcore pool whose network backend we choose.
+
+    httpx.AsyncHTTPTransport takes no network backend; httpcore.AsyncConnectionPool does, publicly.
+    This is the few lines of request/response/error translation between the two, no proxy and no
+    environment (the client sets trust_env=False anyway), HTTP/1.1.
+    """
+
+    def __init__(self, limits: httpx.Limits, network_backend: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network_backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=cast(AsyncIterable[bytes], request.stream),
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = await self._pool.handle_async_request(core_request)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(cast(AsyncIterable[bytes], response.stream)),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 class ClientPool:
@@ -84,26 +200,22 @@ class ClientPool:
     from queueing the others. With `public_only`, every connection goes through PublicOnlyBackend.
     """
 
-    def __init__(self, size: int = 8, *, public_only: bool = False) -> None:
+    def __init__(self, size: int = 8, *, public_only: bool = False, resolve: Resolver | None = None) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
         self._clients = [
             # No timeout of httpx's own (its default is 5 s per read): the delivery activity gives
             # each attempt one deadline, `delivery_timeout_s`, for connect, send and response.
             httpx.AsyncClient(
-                transport=self._transport(limits, public_only), follow_redirects=False, trust_env=False, timeout=None
+                transport=self._transport(limits, public_only, resolve), follow_redirects=False, trust_env=False,
+                timeout=None,
             )
             for _ in range(size)
         ]
 
     @staticmethod
-    def _transport(limits: httpx.Limits, public_only: bool) -> httpx.AsyncHTTPTransport:
-        transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        if public_only:
-            # httpx takes no network backend; its connection pool does (httpx 0.28, httpcore 1.x).
-            pool = transport._pool
-            assert isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend")
-            pool._network_backend = PublicOnlyBackend(pool._network_backend)
-        return transport
+    def _transport(limits: httpx.Limits, public_only: bool, resolve: Resolver | None) -> PoolTransport:
+        backend = PublicOnlyBackend(httpcore.AnyIOBackend(), resolve) if public_only else None
+        return PoolTransport(limits, backend)
 
     def for_url(self, url: str) -> httpx.AsyncClient:
         return self._clients[zlib.crc32(url.encode()) % len(self._clients)]
@@ -112,15 +224,19 @@ class ClientPool:
         await asyncio.gather(*(c.aclose() for c in self._clients))
 
 
-async def resolves_to_private(url: str) -> bool:
+async def destination_refusal(url: str, resolve: Resolver | None = None) -> str | None:
+    """Why the worker may not send to `url` (its host, and every address it resolves to), or None."""
     host = urlsplit(url).hostname or ""
-    if is_private_address(host):
-        return True
+    if parse_address(host) is not None:
+        return _answers_refusal(host, [host])
+    refused = _answers_refusal(host, [])  # the name itself, before any lookup
+    if refused is not None:
+        return refused
     try:
-        addresses = await _resolve(host, 0)
+        addresses = await (resolve or _resolve)(host, 0)
     except socket.gaierror:
-        return False  # the POST will fail with a connection error and be retried
-    return any(is_private_address(a) for a in addresses)
+        return None  # the POST will fail with a connection error and be retried
+    return _answers_refusal(host, addresses)
 
 
 def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None:

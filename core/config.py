@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     delivery_timeout_s: float = Field(default=15.0, gt=0, le=300)
     retry_max_attempts: int = Field(default=13, ge=1, le=100)
     # Bounds as in core.retry.RetrySchedule, so a default can never be an invalid schedule.
-    retry_initial_interval_s: float = Field(default=5.0, gt=0, le=86400)
+    retry_initial_interval_s: float = Field(default=5.0, ge=1, le=86400)
     retry_backoff_coefficient: float = Field(default=3.0, ge=1, le=10)
     retry_max_interval_s: float = Field(default=6 * 3600.0, gt=0, le=7 * 86400)
     retry_after_max_s: float = Field(default=3600.0, gt=0)

@@ -7,7 +7,7 @@ from core.config import Settings
 
 class RetrySchedule(BaseModel):
     max_attempts: int = Field(ge=1, le=100)
-    initial_interval_s: float = Field(gt=0, le=86400)
+    initial_interval_s: float = Field(ge=1, le=86400)
     backoff_coefficient: float = Field(ge=1, le=10)
     max_interval_s: float = Field(gt=0, le=7 * 86400)
 
@@ -24,7 +24,7 @@ class RetryOverride(BaseModel):
     """Per-endpoint overrides; unset fields fall back to the settings' defaults."""
 
     max_attempts: int | None = Field(default=None, ge=1, le=100)
-    initial_interval_s: float | None = Field(default=None, gt=0, le=86400)
+    initial_interval_s: float | None = Field(default=None, ge=1, le=86400)
     backoff_coefficient: float | None = Field(default=None, ge=1, le=10)
     max_interval_s: float | None = Field(default=None, gt=0, le=7 * 86400)
 
@@ -41,4 +41,6 @@ def default_schedule(settings: Settings) -> RetrySchedule:
 def effective_schedule(override: dict | None, settings: Settings) -> RetrySchedule:
     base = default_schedule(settings).model_dump()
     base.update({k: v for k, v in (override or {}).items() if v is not None})
+    # An override saved before the 1 s floor may hold less: it gets the floor rather than failing to load.
+    base["initial_interval_s"] = max(base["initial_interval_s"], 1.0)
     return RetrySchedule.model_validate(base)

@@ -314,7 +314,7 @@ class Receiver:
 
 # --- the API, as a client sees it ----------------------------------------------------------------
 
-FAST_RETRY = {"max_attempts": 3, "initial_interval_s": 0.2, "backoff_coefficient": 1.0, "max_interval_s": 1}
+FAST_RETRY = {"max_attempts": 3, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
 
 
 class ApiClient:

@@ -551,6 +551,7 @@ BAD_RETRIES = {
     "max-attempts-str": {"max_attempts": "many"},
     "initial-0": {"initial_interval_s": 0},
     "initial-negative": {"initial_interval_s": -5},
+    "initial-below-the-1s-floor": {"initial_interval_s": 0.5},
     "initial-over-a-day": {"initial_interval_s": 86401},
     "backoff-below-1": {"backoff_coefficient": 0.5},
     "backoff-over-10": {"backoff_coefficient": 11},

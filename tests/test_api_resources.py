@@ -11,6 +11,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from core.config import Settings
+from core.retry import effective_schedule
 from tests.harness import FAST_RETRY, ApiClient, Receiver
 
 # The stack runs with the default retry settings: an endpoint without an override shows these.
@@ -272,8 +273,8 @@ async def test_endpoint_patch_url_event_types_and_retry(api: ApiClient, receiver
     # A partial override is filled in with the defaults.
     patched = ok(await api.http.patch(ep_url, json={"retry": {"max_attempts": 4}}))
     assert patched["retry"] == {**DEFAULT_RETRY, "max_attempts": 4}
-    patched = ok(await api.http.patch(ep_url, json={"retry": {"initial_interval_s": 0.5, "max_interval_s": 2}}))
-    assert patched["retry"] == {**DEFAULT_RETRY, "initial_interval_s": 0.5, "max_interval_s": 2.0}
+    patched = ok(await api.http.patch(ep_url, json={"retry": {"initial_interval_s": 1.5, "max_interval_s": 2}}))
+    assert patched["retry"] == {**DEFAULT_RETRY, "initial_interval_s": 1.5, "max_interval_s": 2.0}
     patched = ok(await api.http.patch(ep_url, json={"retry": None}))
     assert patched["retry"] == DEFAULT_RETRY
 
@@ -432,3 +433,9 @@ async def test_deliveries_filter_by_status_and_endpoint(api: ApiClient, receiver
     # Newest first.
     assert [d["id"] for d in everything] == sorted((d["id"] for d in everything), reverse=True)
     assert sorted(d["id"] for d in everything) == sorted(d["id"] for d in succeeded + dead)
+
+
+def test_an_override_saved_before_the_1s_floor_loads_with_the_floor() -> None:
+    """Rows written when 0.5 s was allowed still load (GET, new deliveries) instead of failing validation."""
+    schedule = effective_schedule({"initial_interval_s": 0.2, "max_attempts": 3}, Settings())
+    assert schedule.initial_interval_s == 1.0 and schedule.max_attempts == 3

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpcore
-import httpx
 import pytest
 
-from activities.http import ClientPool, PublicOnlyBackend, resolves_to_private
+from activities.http import ClientPool, DestinationBlocked, PublicOnlyBackend, destination_refusal
 from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated_stack
 
 
@@ -54,9 +53,9 @@ async def test_patching_to_a_private_url_is_refused(strict_api: ApiClient) -> No
 
 async def test_delivery_time_check_resolves_names() -> None:
     # Checked again when sending, on the resolved address, so a name pointing inside is refused too.
-    assert await resolves_to_private("http://localhost:8000/x")
-    assert await resolves_to_private("http://127.0.0.1/x")
-    assert not await resolves_to_private("http://93.184.216.34/x")
+    assert await destination_refusal("http://localhost:8000/x") == "localhost is a private name (localhost)"
+    assert await destination_refusal("http://127.0.0.1/x") == "127.0.0.1 is a private address (loopback)"
+    assert await destination_refusal("http://93.184.216.34/x") is None
 
 
 class RecordingBackend(httpcore.AsyncNetworkBackend):
@@ -93,8 +92,8 @@ async def test_connections_go_to_the_address_checked_so_dns_rebinding_cannot_sli
 async def test_production_clients_refuse_private_addresses_when_connecting() -> None:
     pool = ClientPool(1, public_only=True)
     try:
-        for url in ("http://localhost:9/x", "http://127.0.0.1:9/x", "http://[::1]:9/x"):
-            with pytest.raises(httpx.ConnectError, match="private address"):
+        for url in ("http://localhost:9/x", "http://127.0.0.1:9/x", "http://[::1]:9/x", "http://[::ffff:7f00:1]:9/x"):
+            with pytest.raises(DestinationBlocked, match="private (address|name)"):
                 await pool.for_url(url).post(url)
     finally:
         await pool.aclose()

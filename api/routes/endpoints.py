@@ -10,7 +10,7 @@ from core.config import Settings
 from core.ids import new_id
 from core.retry import effective_schedule
 from core.signing import generate_secret
-from core.targets import is_private_address
+from core.targets import host_refusal
 from services import operations
 from store import queries
 from store.tables import Endpoint, utcnow
@@ -28,10 +28,12 @@ def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
 
 def _check_target(url: str, settings: Settings) -> None:
     host = urlsplit(url).hostname or ""
-    if not settings.allow_private_targets and is_private_address(host):
+    why = None if settings.allow_private_targets else host_refusal(host)
+    if why is not None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"endpoint url points at a private address ({host}); set HOOKLINE_ALLOW_PRIVATE_TARGETS=true to allow",
+            detail=f"endpoint url points at a private address or name ({host}: {why}); "
+            "set HOOKLINE_ALLOW_PRIVATE_TARGETS=true to allow",
         )
 
 
