@@ -24,7 +24,9 @@ IdRef = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
 def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
     """A user or password in the URL would be stored and shown in clear; headers are sealed."""
     if url.username or url.password:
-        raise ValueError("credentials in the URL are not allowed: put them in `headers` (e.g. Authorization), which are stored encrypted")
+        raise ValueError(
+            "credentials in the URL are not allowed: put them in `headers` (e.g. Authorization), which are stored encrypted"
+        )
     return url
 
 

@@ -34,7 +34,9 @@ def connection_security(settings: Settings) -> dict[str, Any]:
     if not uses_tls:
         return {"tls": False, "api_key": None}
     ca, cert, key = (path.read_bytes() if path is not None else None for path in files)
-    tls = TLSConfig(server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=settings.temporal_tls_server_name)
+    tls = TLSConfig(
+        server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=settings.temporal_tls_server_name
+    )
     return {"tls": tls, "api_key": api_key}
 
 

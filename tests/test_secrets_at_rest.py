@@ -51,6 +51,18 @@ def test_the_first_key_encrypts_and_every_key_decrypts() -> None:
     assert ring.unseal("gAAAAA-not-really-a-token") == "gAAAAA-not-really-a-token"
 
 
+def test_an_attempt_decrypts_a_value_at_most_once() -> None:
+    """The delivery hot path reads the endpoint's sealed values on every attempt: one decryption per token, ever."""
+    ring = crypto.Keyring(crypto.generate_key())
+    token = ring.seal("whsec_hot")
+    calls = []
+    fernet = ring._fernet
+    decrypt = fernet.decrypt
+    fernet.decrypt = lambda t: calls.append(t) or decrypt(t)  # type: ignore[method-assign]
+    assert [ring.unseal(token) for _ in range(50)] == ["whsec_hot"] * 50
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("value", ["not-a-key", "c2hvcnQ=", f"{'A' * 44},x", ",", "ünïcode"])
 def test_a_malformed_key_is_refused_by_name_without_echoing_it(value: str) -> None:
     with pytest.raises(ValidationError) as caught:
@@ -165,7 +177,8 @@ def _postgres_bytes(cluster: PostgresCluster, database_url: str) -> list[tuple[s
     ).stdout
     assert b"CREATE TABLE public.endpoints" in dump
     subprocess.run(
-        [str(cluster.bin / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-c", "CHECKPOINT", database],
+        [str(cluster.bin / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres", "-c", "CHECKPOINT",
+         database],
         capture_output=True, check=True, timeout=60,
     )
     files = [("pg_dump", dump)]
@@ -196,7 +209,9 @@ async def _deliver_and_rotate(api: ApiClient, receiver: Receiver, path: str) -> 
     return first, second, header_value
 
 
-async def test_a_copy_of_the_sqlite_database_holds_no_secret(api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str) -> None:
+async def test_a_copy_of_the_sqlite_database_holds_no_secret(
+    api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str
+) -> None:
     first, second, header_value = await _deliver_and_rotate(api, receiver, path)
     files = _sqlite_files(sqlite_stack)
     assert files and files[0].stat().st_size > 0
@@ -232,7 +247,8 @@ async def test_endpoint_reads_name_headers_and_never_show_a_value(api: ApiClient
 
 
 @pytest.mark.parametrize(
-    "url", ["https://user:pa55word@hooks.example.com/in", "https://user@hooks.example.com/in", "http://:pa55word@127.0.0.1:9/x"]
+    "url",
+    ["https://user:pa55word@hooks.example.com/in", "https://user@hooks.example.com/in", "http://:pa55word@127.0.0.1:9/x"],
 )
 async def test_credentials_in_a_url_are_refused(api: ApiClient, receiver: Receiver, path: str, url: str) -> None:
     app_id = await api.create_app()

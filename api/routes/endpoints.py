@@ -31,7 +31,8 @@ def _check_scheme(url: str, settings: Settings) -> None:
     if settings.env == "production" and urlsplit(url).scheme != "https":
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail="endpoint url must be https in production (HOOKLINE_ENV=production); HOOKLINE_ENV=development allows http",
+            detail="endpoint url must be https in production (HOOKLINE_ENV=production); "
+            "HOOKLINE_ENV=development allows http",
         )
 
 
