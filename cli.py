@@ -1,4 +1,4 @@
-"""`hookline dev | api | worker | setup-temporal`: run the stack, or one part of it."""
+"""`hookline dev | api | worker | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
 
 import asyncio
 import os
@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
+from core import crypto
 from core.config import Settings
 from core.temporal import SEARCH_ATTRIBUTES
 
@@ -79,6 +80,31 @@ def _dev_token(settings: Settings) -> str:
     return token
 
 
+def _dev_key(settings: Settings) -> str:
+    """HOOKLINE_ENCRYPTION_KEY if set, else the data dir's key file, created (mode 0600) on first run."""
+    if settings.encryption_key is not None:
+        return settings.encryption_key.get_secret_value()
+    path = settings.data_dir / "encryption-key"
+    if not path.exists():
+        # Created with its mode: the key is never readable by others, not even for a moment.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(crypto.generate_key() + "\n")
+    return path.read_text().strip()
+
+
+def _install_keys(settings: Settings, process: str) -> None:
+    """Secrets are stored encrypted: without a key nothing starts, in production and development alike."""
+    if settings.encryption_key is None:
+        typer.echo(
+            f"HOOKLINE_ENCRYPTION_KEY is not set: endpoint secrets are stored encrypted and the {process} refuses to "
+            "start without a key. Make one with `hookline generate-key` (`hookline dev` keeps one in its data dir).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    crypto.install(crypto.Keyring(settings.encryption_key.get_secret_value()))
+
+
 def _die_with_parent() -> None:
     """In the child: ask Linux for SIGTERM if the supervisor dies, even by kill -9."""
     if sys.platform.startswith("linux"):
@@ -112,6 +138,7 @@ def dev(
     settings = _settings(port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir, dev_workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token = _dev_token(settings)
+    encryption_key = _dev_key(settings)
     temporal_address = f"127.0.0.1:{settings.temporal_port}"
     env = {
         **os.environ,
@@ -119,6 +146,9 @@ def dev(
         "HOOKLINE_TEMPORAL_ADDRESS": temporal_address,
         "HOOKLINE_ADMIN_TOKEN": token,
         "HOOKLINE_ALLOW_PRIVATE_TARGETS": os.environ.get("HOOKLINE_ALLOW_PRIVATE_TARGETS", "true"),
+        # http endpoints on this machine are what development is about; production refuses them.
+        "HOOKLINE_ENV": os.environ.get("HOOKLINE_ENV", "development"),
+        "HOOKLINE_ENCRYPTION_KEY": encryption_key,
     }
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
@@ -168,6 +198,7 @@ def dev(
             f"  Temporal     {temporal_address} (namespace {settings.temporal_namespace})\n"
             f"  Web UI       http://127.0.0.1:{settings.ui_port}\n"
             f"  Data dir     {settings.data_dir}\n"
+            f"  Secrets      encrypted at rest (key: HOOKLINE_ENCRYPTION_KEY, or {settings.data_dir / 'encryption-key'})\n"
             "Ctrl-C stops everything.\n"
         )
         while not stopping:
@@ -198,6 +229,7 @@ def api(
     if not settings.admin_token:
         typer.echo("HOOKLINE_ADMIN_TOKEN is not set: the API refuses to run open.", err=True)
         raise typer.Exit(2)
+    _install_keys(settings, "API")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
 
 
@@ -206,8 +238,43 @@ def worker() -> None:
     """A worker: runs the event workflows and the delivery activities."""
     import worker as worker_module
 
-    _settings()  # a bad setting stops here, with its name, before anything starts
+    settings = _settings()  # a bad setting stops here, with its name, before anything starts
+    _install_keys(settings, "worker")
     worker_module.main()
+
+
+@app.command("generate-key")
+def generate_key() -> None:
+    """Print a new key for HOOKLINE_ENCRYPTION_KEY (32 random bytes, url-safe base64)."""
+    typer.echo(crypto.generate_key())
+
+
+@app.command()
+def rekey() -> None:
+    """Re-encrypt every stored endpoint secret and header value under the first key of HOOKLINE_ENCRYPTION_KEY.
+
+    Rotation: put the new key first (`new,old`) on every process and restart them, run this, then drop the old key.
+    """
+    from store.db import create_schema, dispose, make_engine, make_sessionmaker
+    from store.rekey import rekey_endpoints
+
+    settings = _settings()
+    _install_keys(settings, "rekey")
+
+    async def run() -> int:
+        engine = make_engine(settings)
+        try:
+            await create_schema(engine)
+            return await rekey_endpoints(make_sessionmaker(engine))
+        finally:
+            await dispose(engine)
+
+    try:
+        count = asyncio.run(run())
+    except crypto.EncryptionKeyError as exc:
+        typer.echo(f"rekey stopped: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"re-encrypted the secrets and headers of {count} endpoints under the first key")
 
 
 @app.command("setup-temporal")

@@ -19,7 +19,20 @@ NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256, pattern=NO_NUL)]
 Description = Annotated[str, StringConstraints(max_length=2048, pattern=NO_NUL)]
 IdRef = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL)]
-EndpointUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"])]
+
+
+def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
+    """A user or password in the URL would be stored and shown in clear; headers are sealed."""
+    if url.username or url.password:
+        raise ValueError(
+            "credentials in the URL are not allowed: put them in `headers` (e.g. Authorization), which are stored encrypted"
+        )
+    return url
+
+
+EndpointUrl = Annotated[
+    AnyHttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]), AfterValidator(_no_credentials)
+]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=128)]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e\x80-\xff]*$", max_length=4096)]
 
@@ -169,7 +182,8 @@ class EndpointOut(BaseModel):
     status: str
     disabled_reason: str | None
     retry: RetrySchedule
-    headers: dict[str, str] | None
+    # Names only: a header's value is a credential, stored encrypted and never shown.
+    header_names: list[str]
     created_at: datetime
     updated_at: datetime
 

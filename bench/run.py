@@ -56,6 +56,7 @@ import httpx  # noqa: E402
 
 from cli import dev_server_command, wait_for_port  # noqa: E402
 from core.config import Settings  # noqa: E402
+from core.crypto import generate_key  # noqa: E402
 
 DEV_WORKERS = Settings.model_fields["dev_workers"].default
 
@@ -341,6 +342,9 @@ class Bench:
             "HOOKLINE_TASK_QUEUE": self.task_queue,
             "HOOKLINE_ADMIN_TOKEN": TOKEN,
             "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
+            # The receiver is plain http on loopback; secrets are encrypted as in production.
+            "HOOKLINE_ENV": "development",
+            "HOOKLINE_ENCRYPTION_KEY": generate_key(),
         }
         api = self.children.start("api", [sys.executable, "-m", "cli", "api", "--port", str(self.api_port)], env)
         wait_for_port(self.api_port, 60, api.proc)  # the API creates the schema before the worker starts

@@ -2,13 +2,17 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.crypto import parse_keys
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", env_file=".env", extra="ignore")
+    # Errors name the setting, never echo its value: some values are keys.
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path(".hookline")
     database_url: str | None = Field(
@@ -51,6 +55,32 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve the worker's Prometheus metrics here"
     )
+
+    # --- production mode, secrets at rest, Temporal connection security ---
+    # `production` (the default) accepts only https endpoint URLs; `hookline dev` sets `development`.
+    env: Literal["production", "development"] = "production"
+    # Comma-separated Fernet keys: the first encrypts, all decrypt (core/crypto.py).
+    encryption_key: SecretStr | None = None
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
+    # Temporal Cloud's API key; implies TLS.
+    temporal_api_key: SecretStr | None = None
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _client_cert_pair(self) -> "Settings":
+        if (self.temporal_tls_cert_file is None) != (self.temporal_tls_key_file is None):
+            raise ValueError("HOOKLINE_TEMPORAL_TLS_CERT_FILE and HOOKLINE_TEMPORAL_TLS_KEY_FILE go together (mTLS)")
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -2,10 +2,12 @@
 
 import asyncio
 import logging
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 
 from core.config import Settings
 
@@ -21,10 +23,28 @@ SEARCH_ATTRIBUTES = {
 }
 
 
+def connection_security(settings: Settings) -> dict[str, Any]:
+    """`tls` and `api_key` for Client.connect: plain, TLS, mTLS, or an API key (Temporal Cloud; implies TLS).
+
+    Any TLS file, a server name or an API key turns TLS on; without a CA file the system's roots verify the server.
+    """
+    files = (settings.temporal_tls_ca_file, settings.temporal_tls_cert_file, settings.temporal_tls_key_file)
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    uses_tls = settings.temporal_tls or api_key is not None or settings.temporal_tls_server_name is not None or any(files)
+    if not uses_tls:
+        return {"tls": False, "api_key": None}
+    ca, cert, key = (path.read_bytes() if path is not None else None for path in files)
+    tls = TLSConfig(
+        server_root_ca_cert=ca, client_cert=cert, client_private_key=key, domain=settings.temporal_tls_server_name
+    )
+    return {"tls": tls, "api_key": api_key}
+
+
 async def connect_temporal(settings: Settings, *, lazy: bool = False, wait_s: float = 0) -> Client:
     """Connect with the pydantic converter; with `wait_s`, keep retrying while the server starts."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
+    security = connection_security(settings)
     while True:
         try:
             return await Client.connect(
@@ -32,6 +52,7 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False, wait_s: fl
                 namespace=settings.temporal_namespace,
                 data_converter=pydantic_data_converter,
                 lazy=lazy,
+                **security,
             )
         except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError
             if loop.time() >= deadline:

@@ -1,10 +1,13 @@
 """The SQLModel tables: the record of applications, subscriptions, events and every delivery attempt."""
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
+
+from core import crypto
 
 
 def utcnow() -> datetime:
@@ -25,6 +28,34 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None:
             value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value
+
+
+class SealedString(TypeDecorator[str]):
+    """A secret stored as a Fernet token (core/crypto.py); a clear value an older version wrote reads as is."""
+
+    impl = AutoString  # the column's type is unchanged: existing databases need no migration
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else crypto.seal(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else crypto.unseal(value)
+
+
+class SealedJSON(TypeDecorator[dict]):
+    """A JSON object stored as one Fernet token (a JSON string); a clear object from before reads as is."""
+
+    impl = JSON  # the column's type is unchanged: a token is a JSON string
+    cache_ok = True
+
+    def process_bind_param(self, value: dict | None, dialect: Any) -> str | None:
+        return None if value is None else crypto.seal(json.dumps(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> dict | None:
+        if isinstance(value, str):
+            return json.loads(crypto.unseal(value))
         return value
 
 
@@ -57,13 +88,14 @@ class Endpoint(SQLModel, table=True):
     url: str = Field(sa_column=Column(Text, nullable=False))
     description: str | None = None
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
-    secret: str
-    previous_secret: str | None = None
+    secret: str = Field(sa_column=Column(SealedString(), nullable=False))
+    previous_secret: str | None = Field(default=None, sa_column=Column(SealedString(), nullable=True))
     previous_secret_expires_at: datetime | None = _ts(nullable=True)
     status: str = "active"
     disabled_reason: str | None = None
     retry: dict | None = Field(default=None, sa_column=Column(JSON))
-    headers: dict | None = Field(default=None, sa_column=Column(JSON))
+    # Header values are secrets too (API keys, basic auth): sealed like the secrets.
+    headers: dict | None = Field(default=None, sa_column=Column(SealedJSON()))
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 

@@ -29,6 +29,8 @@ import httpx
 from cli import dev_server_command, wait_for_port
 
 TOKEN = "test-admin-token"
+# One key for the test session: stacks restarted by a test still read what they stored.
+ENCRYPTION_KEY = "dGVzdC1vbmx5LWtleS10ZXN0LW9ubHkta2V5LXRlc3Q="
 
 
 def free_port() -> int:
@@ -166,6 +168,9 @@ class Stack:
             "HOOKLINE_TASK_QUEUE": self.task_queue,
             "HOOKLINE_ADMIN_TOKEN": TOKEN,
             "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
+            # The receivers are plain http on 127.0.0.1; secrets are stored encrypted as in production.
+            "HOOKLINE_ENV": "development",
+            "HOOKLINE_ENCRYPTION_KEY": ENCRYPTION_KEY,
             "HOOKLINE_DELIVERY_TIMEOUT_S": "2",
             # Short enough for a test to see the old secret stop signing.
             "HOOKLINE_SECRET_ROTATION_GRACE_S": "4",

@@ -22,8 +22,18 @@ def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
     return EndpointOut(
         id=row.id, app_id=row.app_id, url=row.url, description=row.description, event_types=row.event_types,
         status=row.status, disabled_reason=row.disabled_reason, retry=effective_schedule(row.retry, settings),
-        headers=row.headers, created_at=row.created_at, updated_at=row.updated_at,
+        header_names=list(row.headers or {}), created_at=row.created_at, updated_at=row.updated_at,
     )
+
+
+def _check_scheme(url: str, settings: Settings) -> None:
+    """Production sends only over TLS: a secret-signed payload must not cross the network in clear."""
+    if settings.env == "production" and urlsplit(url).scheme != "https":
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="endpoint url must be https in production (HOOKLINE_ENV=production); "
+            "HOOKLINE_ENV=development allows http",
+        )
 
 
 def _check_target(url: str, settings: Settings) -> None:
@@ -41,6 +51,7 @@ def _check_target(url: str, settings: Settings) -> None:
 async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep, settings: SettingsDep) -> EndpointOut:
     """Subscribe a URL to the application's events. The secret is read with `GET …/secret`."""
     url = str(body.url)
+    _check_scheme(url, settings)
     _check_target(url, settings)
     now = utcnow()
     row = Endpoint(
@@ -76,6 +87,7 @@ async def update_endpoint(
         if changes["url"] is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="url cannot be null")
         changes["url"] = str(body.url)
+        _check_scheme(changes["url"], settings)
         _check_target(changes["url"], settings)
     if "retry" in changes:
         changes["retry"] = body.retry.model_dump(exclude_none=True) if body.retry else None
