@@ -221,8 +221,6 @@ def api(
     host: Annotated[Optional[str], typer.Option(help="Interface [HOOKLINE_HOST, 127.0.0.1]")] = None,
 ) -> None:
     """The HTTP API, against HOOKLINE_TEMPORAL_ADDRESS and HOOKLINE_DATABASE_URL."""
-    import uvicorn
-
     from api.main import create_app
 
     settings = _settings(port=port, host=host)
@@ -230,7 +228,9 @@ def api(
         typer.echo("HOOKLINE_ADMIN_TOKEN is not set: the API refuses to run open.", err=True)
         raise typer.Exit(2)
     _install_keys(settings, "API")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=10)
+    from api.server import serve
+
+    serve(create_app(settings), settings)
 
 
 @app.command()

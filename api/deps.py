@@ -3,9 +3,9 @@
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
@@ -56,6 +56,20 @@ def require_token(
         )
 
 
+def id_format(prefix: str) -> str:
+    """The format of the ids core.ids.new_id makes with this prefix."""
+    return rf"^{prefix}_[0-9a-f]{{28}}$"
+
+
+# Path ids: a malformed one is 422, a well-formed unknown one 404.
+EndpointId = Annotated[str, Path(pattern=id_format("ep"), description="`ep_` and 28 hex digits")]
+EventId = Annotated[str, Path(pattern=id_format("evt"), description="`evt_` and 28 hex digits")]
+DeliveryId = Annotated[str, Path(pattern=id_format("dlv"), description="`dlv_` and 28 hex digits")]
+
+# Attempt numbers, ASCII digits only (`str.isdigit` also takes "²"); nine fit any database integer.
+ATTEMPT_CURSOR = r"^[0-9]{1,9}$"
+
+
 class Paging:
     def __init__(
         self,
@@ -72,7 +86,30 @@ class Paging:
         return self.cursor
 
 
+def paging(cursor_pattern: str, cursor_format: str) -> Any:
+    """Paging whose `cursor` states (and checks) its list's format, so OpenAPI tells clients."""
+
+    class ListPaging(Paging):
+        def __init__(
+            self,
+            limit: Annotated[int, Query(ge=1, le=250, description="Page size")] = 50,
+            cursor: Annotated[
+                str | None,
+                Query(max_length=128, pattern=cursor_pattern, description=f"next_cursor of the previous page: {cursor_format}"),
+            ] = None,
+        ):
+            super().__init__(limit, cursor)
+
+    return Annotated[ListPaging, Depends()]
+
+
 PagingDep = Annotated[Paging, Depends()]
+AppPaging = paging(id_format("app"), "an application id")
+EventTypePaging = paging(id_format("etp"), "an opaque `etp_` id")
+EndpointPaging = paging(id_format("ep"), "an endpoint id")
+EventPaging = paging(id_format("evt"), "an event id")
+DeliveryPaging = paging(id_format("dlv"), "a delivery id")
+AttemptPaging = paging(ATTEMPT_CURSOR, "an attempt number")
 
 
 async def get_app_or_404(app_id: str, session: SessionDep) -> Application:
@@ -85,7 +122,7 @@ async def get_app_or_404(app_id: str, session: SessionDep) -> Application:
 AppDep = Annotated[Application, Depends(get_app_or_404)]
 
 
-async def get_endpoint_or_404(app: AppDep, endpoint_id: str, session: SessionDep) -> Endpoint:
+async def get_endpoint_or_404(app: AppDep, endpoint_id: EndpointId, session: SessionDep) -> Endpoint:
     endpoint = await queries.get_endpoint(session, app_id=app.id, endpoint_id=endpoint_id)
     if endpoint is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {endpoint_id} not found")

@@ -84,7 +84,9 @@ class Input(BaseModel):
 
 class Page(BaseModel, Generic[T]):
     data: list[T]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (the format of this list's `cursor` parameter); null on the last page"
+    )
 
 
 # --- applications ---
@@ -253,3 +255,17 @@ class DeadLetterReplay(Input):
 
 class Replayed(BaseModel):
     replayed: int
+
+
+# --- errors ---
+
+class ErrorOut(BaseModel):
+    """Every error the API answers: a human-readable `detail`."""
+
+    detail: str
+
+
+class ValidationErrorOut(ErrorOut):
+    """422: `detail` sums the problems up, `errors` lists each (`loc`, `msg`, `type`)."""
+
+    errors: list[dict[str, Any]] = Field(default_factory=list)

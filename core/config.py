@@ -82,6 +82,12 @@ class Settings(BaseSettings):
             raise ValueError("HOOKLINE_TEMPORAL_TLS_CERT_FILE and HOOKLINE_TEMPORAL_TLS_KEY_FILE go together (mTLS)")
         return self
 
+    # The API's front door (api/server.py): what one client may hold before a handler runs.
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_connections: int | None = Field(default=1000, ge=1)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"

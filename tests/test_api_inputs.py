@@ -821,7 +821,8 @@ async def test_unknown_ids_are_404_on_every_route(api: ApiClient, receiver: Rece
     app_before = await newest_app(api)
     hits_before = len(receiver.at(path))
     a, ep, evt, dlv = world.app_id, world.endpoint["id"], world.event["id"], world.delivery["id"]
-    ghost_app, ghost_ep, ghost_evt, ghost_dlv = "app_0000000000000000000000000000", "ep_nope", "evt_nope", "dlv_nope"
+    # Well-formed but unknown: 404. (A malformed endpoint, event or delivery id is 422: see below.)
+    ghost_app, ghost_ep, ghost_evt, ghost_dlv = (f"{kind}_{'0' * 28}" for kind in ("app", "ep", "evt", "dlv"))
     cases: list[tuple[str, str, Any]] = [
         ("GET", f"/v1/apps/{ghost_app}", None),
         ("PATCH", f"/v1/apps/{ghost_app}", {"name": "x"}),
@@ -852,18 +853,27 @@ async def test_unknown_ids_are_404_on_every_route(api: ApiClient, receiver: Rece
         ("GET", "/v1/event-types/no.such.type", None),
         ("PATCH", "/v1/event-types/no.such.type", {"description": "x"}),
         ("DELETE", "/v1/event-types/no.such.type", None),
-        # Ids of another kind in the wrong slot.
+        # An id of another kind, or a hostile one, where an application id goes.
         ("GET", f"/v1/apps/{ep}", None),
+        ("GET", f"/v1/apps/{'a' * 5000}", None),
+        ("GET", "/v1/apps/%00", None),
+    ]
+    # Endpoint, event and delivery ids have a documented format (OpenAPI `pattern`): anything else is 422.
+    malformed: list[tuple[str, str, Any]] = [
+        ("GET", f"/v1/apps/{a}/endpoints/ep_nope", None),
+        ("PATCH", f"/v1/apps/{a}/endpoints/ep_nope", {"description": "x"}),
+        ("POST", f"/v1/apps/{a}/events/evt_nope/replay", None),
+        ("POST", f"/v1/apps/{a}/deliveries/dlv_nope/replay", None),
         ("GET", f"/v1/apps/{a}/endpoints/{evt}", None),
         ("GET", f"/v1/apps/{a}/events/{dlv}", None),
         ("GET", f"/v1/apps/{a}/deliveries/{evt}", None),
-        # Hostile ids.
         ("GET", f"/v1/apps/{a}/endpoints/%27%20OR%20%271%27=%271", None),
         ("GET", f"/v1/apps/{a}/events/{'e' * 5000}", None),
-        ("GET", "/v1/apps/%00", None),
     ]
     for method, url, body in cases:
         assert_error(await api.http.request(method, url, json=body), 404)
+    for method, url, body in malformed:
+        assert_error(await api.http.request(method, url, json=body), 422)
     assert await snapshot(api, world.app_id) == before
     assert await newest_app(api) == app_before
     assert len(receiver.at(path)) == hits_before

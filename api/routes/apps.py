@@ -1,7 +1,7 @@
 from fastapi import APIRouter, status
 from sqlmodel import select
 
-from api.deps import AppDep, PagingDep, SessionDep
+from api.deps import AppDep, AppPaging, SessionDep
 from api.schemas import AppCreate, AppOut, AppUpdate, Page
 from store import queries
 from store.tables import Application
@@ -16,7 +16,7 @@ async def create_app(body: AppCreate, session: SessionDep) -> Application:
 
 
 @router.get("", response_model=Page[AppOut])
-async def list_apps(session: SessionDep, paging: PagingDep) -> dict:
+async def list_apps(session: SessionDep, paging: AppPaging) -> dict:
     rows, cursor = await queries.page_by_id(
         session, select(Application), Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
     )

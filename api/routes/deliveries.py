@@ -3,7 +3,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import select
 
-from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, AttemptPaging, DeliveryId, DeliveryPaging, SessionDep, SettingsDep, TemporalDep
+from api.errors import CONFLICT, TEMPORAL
 from api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
 from core.metrics import REPLAYS_REQUESTED
 from services import operations
@@ -26,7 +27,7 @@ async def _delivery_or_404(session: SessionDep, app_id: str, delivery_id: str) -
 async def list_deliveries(
     app: AppDep,
     session: SessionDep,
-    paging: PagingDep,
+    paging: DeliveryPaging,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     endpoint_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict:
@@ -38,12 +39,12 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryOut)
-async def get_delivery(app: AppDep, delivery_id: str, session: SessionDep) -> Delivery:
+async def get_delivery(app: AppDep, delivery_id: DeliveryId, session: SessionDep) -> Delivery:
     return await _delivery_or_404(session, app.id, delivery_id)
 
 
 @router.get("/deliveries/{delivery_id}/attempts", response_model=Page[AttemptOut])
-async def list_attempts(app: AppDep, delivery_id: str, session: SessionDep, paging: PagingDep) -> dict:
+async def list_attempts(app: AppDep, delivery_id: DeliveryId, session: SessionDep, paging: AttemptPaging) -> dict:
     """Every HTTP attempt of the delivery, across replays, in attempt order."""
     await _delivery_or_404(session, app.id, delivery_id)
     after = 0
@@ -55,9 +56,12 @@ async def list_attempts(app: AppDep, delivery_id: str, session: SessionDep, pagi
     return {"data": rows, "next_cursor": str(last) if last is not None else None}
 
 
-@router.post("/deliveries/{delivery_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut)
+@router.post(
+    "/deliveries/{delivery_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut,
+    responses={**CONFLICT, **TEMPORAL},
+)
 async def replay_delivery(
-    app: AppDep, delivery_id: str, session: SessionDep, client: TemporalDep, settings: SettingsDep
+    app: AppDep, delivery_id: DeliveryId, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> Delivery:
     """Send this delivery again, whatever its status, with a fresh retry budget."""
     delivery = await _delivery_or_404(session, app.id, delivery_id)
@@ -70,7 +74,7 @@ async def replay_delivery(
     return delivery
 
 
-@router.post("/dead-letters/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed)
+@router.post("/dead-letters/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed, responses=TEMPORAL)
 async def replay_dead_letters(
     app: AppDep, session: SessionDep, client: TemporalDep, settings: SettingsDep, body: DeadLetterReplay | None = None
 ) -> Replayed:

@@ -4,7 +4,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import select
 
-from api.deps import AppDep, EndpointDep, PagingDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, SettingsDep, TemporalDep
+from api.errors import CONFLICT, TEMPORAL
 from api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate
 from core.config import Settings
 from core.ids import new_id
@@ -66,7 +67,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
 
 
 @router.get("", response_model=Page[EndpointOut])
-async def list_endpoints(app: AppDep, session: SessionDep, paging: PagingDep, settings: SettingsDep) -> dict:
+async def list_endpoints(app: AppDep, session: SessionDep, paging: EndpointPaging, settings: SettingsDep) -> dict:
     stmt = select(Endpoint).where(Endpoint.app_id == app.id)
     rows, cursor = await queries.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.id_cursor("ep"))
     return {"data": [endpoint_out(r, settings) for r in rows], "next_cursor": cursor}
@@ -77,7 +78,7 @@ async def get_endpoint(endpoint: EndpointDep, settings: SettingsDep) -> Endpoint
     return endpoint_out(endpoint, settings)
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointOut)
+@router.patch("/{endpoint_id}", response_model=EndpointOut, responses={**CONFLICT, **TEMPORAL})
 async def update_endpoint(
     endpoint: EndpointDep, body: EndpointUpdate, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
@@ -110,7 +111,7 @@ async def update_endpoint(
     return endpoint_out(endpoint, settings)
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=TEMPORAL)
 async def delete_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> None:
@@ -135,7 +136,7 @@ async def rotate_secret(
     return SecretOut(secret=endpoint.secret)
 
 
-@router.post("/{endpoint_id}/pause", response_model=EndpointOut)
+@router.post("/{endpoint_id}/pause", response_model=EndpointOut, responses={**CONFLICT, **TEMPORAL})
 async def pause_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
@@ -144,7 +145,7 @@ async def pause_endpoint(
     return endpoint_out(endpoint, settings)
 
 
-@router.post("/{endpoint_id}/resume", response_model=EndpointOut)
+@router.post("/{endpoint_id}/resume", response_model=EndpointOut, responses={**CONFLICT, **TEMPORAL})
 async def resume_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:

@@ -1,7 +1,8 @@
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import select
 
-from api.deps import PagingDep, SessionDep
+from api.deps import EventTypePaging, SessionDep
+from api.errors import CONFLICT
 from api.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate, Page
 from core.schemas import UnusableSchema, check_schema
 from store import queries
@@ -34,7 +35,9 @@ async def _get_or_404(session: SessionDep, name: str) -> EventType:
     return row
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=EventTypeOut, response_model_by_alias=True)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=EventTypeOut, response_model_by_alias=True, responses=CONFLICT
+)
 async def create_event_type(body: EventTypeCreate, session: SessionDep) -> EventTypeOut:
     """Register an event type; with a JSON Schema, published `data` of this type must satisfy it."""
     _check_schema(body.schema_)
@@ -47,7 +50,7 @@ async def create_event_type(body: EventTypeCreate, session: SessionDep) -> Event
 
 
 @router.get("", response_model=Page[EventTypeOut], response_model_by_alias=True)
-async def list_event_types(session: SessionDep, paging: PagingDep) -> dict:
+async def list_event_types(session: SessionDep, paging: EventTypePaging) -> dict:
     rows, cursor = await queries.page_by_id(
         session, select(EventType), EventType.id, limit=paging.limit, cursor=paging.id_cursor("etp")
     )

@@ -3,7 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from sqlmodel import select
 
-from api.deps import AppDep, PagingDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import AppDep, EventId, EventPaging, SessionDep, SettingsDep, TemporalDep
+from api.errors import TEMPORAL
 from api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
 from core.metrics import EVENTS_PUBLISHED, REPLAYS_REQUESTED
 from services import operations
@@ -26,7 +27,7 @@ async def _event_or_404(session: SessionDep, app_id: str, event_id: str) -> Even
     return event
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventOut)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventOut, responses=TEMPORAL)
 async def publish(
     app_id: str,
     body: EventCreate,
@@ -50,16 +51,16 @@ async def publish(
 
 
 @router.get("", response_model=Page[EventOut])
-async def list_events(app: AppDep, session: SessionDep, paging: PagingDep) -> dict:
+async def list_events(app: AppDep, session: SessionDep, paging: EventPaging) -> dict:
     stmt = select(Event).where(Event.app_id == app.id)
     rows, cursor = await queries.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.id_cursor("evt"))
     return {"data": [event_out(r) for r in rows], "next_cursor": cursor}
 
 
-@router.get("/{event_id}", response_model=EventOut)
+@router.get("/{event_id}", response_model=EventOut, responses=TEMPORAL)
 async def get_event(
     app: AppDep,
-    event_id: str,
+    event_id: EventId,
     session: SessionDep,
     client: TemporalDep,
     live: Annotated[bool, Query(description="Also ask the event's workflow what each open delivery is doing now")] = False,
@@ -74,10 +75,10 @@ async def get_event(
     return event_out(event, deliveries)
 
 
-@router.post("/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed)
+@router.post("/{event_id}/replay", status_code=status.HTTP_202_ACCEPTED, response_model=Replayed, responses=TEMPORAL)
 async def replay_event(
     app: AppDep,
-    event_id: str,
+    event_id: EventId,
     session: SessionDep,
     client: TemporalDep,
     settings: SettingsDep,
