@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         default=None, ge=1, le=65535, description="Serve the worker's Prometheus metrics here"
     )
 
+    # Request budgets of the API, per credential and per API process (api/auth.py); 0 turns them off.
+    api_rate_limit_per_s: int = Field(default=100, ge=0, le=1_000_000)
+    api_rate_limit_burst: int = Field(default=200, ge=0, le=1_000_000)
+    # Failed authentications a client address may make per minute before further failures get 429.
+    auth_failures_per_min: int = Field(default=20, ge=0, le=1_000_000)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"
