@@ -23,7 +23,7 @@ async def create_key(
 ) -> ApiKey:
     row = ApiKey(
         id=key_id, key_hash=key_hash, prefix=prefix, name=name, scopes=scopes, app_id=app_id,
-        created_at=utcnow(), expires_at=expires_at,
+        created_at=utcnow(), expires_at=expires_at, last_used_at=None, revoked_at=None,
     )
     session.add(row)
     await session.commit()

@@ -71,7 +71,10 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep) -> ApiKeyCreat
         session, key_id=key_id, key_hash=key_hash(key), prefix=key_prefix(key), name=body.name,
         scopes=list(body.scopes), app_id=body.app_id, expires_at=body.expires_at,
     )
-    return ApiKeyCreated(**row.model_dump(exclude={"key_hash", "revoked_at"}), key=key)
+    return ApiKeyCreated(
+        id=row.id, key=key, prefix=row.prefix, name=row.name, scopes=row.scopes, app_id=row.app_id,
+        created_at=row.created_at, expires_at=row.expires_at, last_used_at=None,
+    )
 
 
 @router.get("", response_model=Page[ApiKeyOut])
