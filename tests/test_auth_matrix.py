@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
-from api.auth import ADMIN, APP_READ, APP_WRITE, EVENTS_PUBLISH, PUBLIC, Credential, app_routes, required_scope, unclassified_routes
+from api.auth import (
+    APP_READ, APP_WRITE, EVENTS_PUBLISH, PUBLIC, Credential, app_routes, required_scope, unclassified_routes,
+)
 from api.main import create_app
 from core.config import Settings
 from tests.harness import ApiClient, Receiver
