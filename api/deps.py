@@ -1,7 +1,6 @@
-"""FastAPI dependencies: the session, the Temporal client, settings, auth and paging."""
+"""FastAPI dependencies: the session, the Temporal client, settings, the credential and paging."""
 
 import re
-import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -10,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.auth import Credential, credential_of
 from core.config import Settings
 from store import queries
 from store.tables import Application, Endpoint
@@ -35,25 +35,22 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def token_ok(settings: Settings, authorization: str | None) -> bool:
-    expected = settings.admin_token
-    if not authorization or expected is None:
-        return False
-    scheme, _, token = authorization.partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), expected.encode())
-
-
-def require_token(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Declares the bearer scheme in OpenAPI; the middleware in api.main has checked it already."""
-    header = f"Bearer {credentials.credentials}" if credentials else None
-    if not token_ok(settings, header):
+def require_credential(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Credential:
+    """Declares the bearer scheme in OpenAPI; api.auth.Gatekeeper (in the middleware) has
+    authenticated and authorized the request already. Refuses, should it ever not have."""
+    credential = credential_of(request)
+    if credential is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return credential
+
+
+CredentialDep = Annotated[Credential, Depends(require_credential)]
 
 
 def id_format(prefix: str) -> str:
@@ -112,8 +109,10 @@ DeliveryPaging = paging(id_format("dlv"), "a delivery id")
 AttemptPaging = paging(ATTEMPT_CURSOR, "an attempt number")
 
 
-async def get_app_or_404(app_id: str, session: SessionDep) -> Application:
-    app = await queries.get_app(session, app_id=app_id)
+async def get_app_or_404(app_id: str, session: SessionDep, credential: CredentialDep) -> Application:
+    # The middleware has refused other applications to an app-bound key already; a second lock.
+    bound_elsewhere = credential.app_id is not None and credential.app_id != app_id
+    app = None if bound_elsewhere else await queries.get_app(session, app_id=app_id)
     if app is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"application {app_id} not found")
     return app

@@ -6,11 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from api.deps import require_token, token_ok
+from api.auth import Gatekeeper
+from api.deps import require_credential
 from api.errors import PUBLIC_RESPONSES, V1_RESPONSES, install_error_handlers
 from api.limits import BodySizeLimit
 from api.middleware import known_query_only, refuse_nul
-from api.routes import apps, deliveries, endpoints, event_types, events, health
+from api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from core.version import VERSION
@@ -43,21 +44,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.middleware("http")(refuse_nul)
 
+    gatekeeper = Gatekeeper(app, settings)
+
     @app.middleware("http")
     async def authenticate_first(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # Before the body is parsed, so an unauthenticated caller learns nothing from a 422.
-        if request.url.path.startswith("/v1") and not token_ok(settings, request.headers.get("authorization")):
-            return JSONResponse(
-                {"detail": "missing or invalid bearer token"},
-                status_code=status.HTTP_401_UNAUTHORIZED,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return await call_next(request)
+        # Before the body is parsed, so an unauthenticated or unauthorized caller learns nothing
+        # from a 422; see api.auth for the order of the checks.
+        refusal = await gatekeeper.check(request)
+        return refusal if refusal is not None else await call_next(request)
 
     install_error_handlers(app)
 
-    protected = [Depends(require_token)]
-    for module in (apps, event_types, endpoints, events, deliveries):
+    protected = [Depends(require_credential)]
+    for module in (apps, event_types, endpoints, events, deliveries, api_keys):
         app.include_router(module.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
     app.include_router(health.router, dependencies=[Depends(known_query_only)], responses=PUBLIC_RESPONSES)
     return app

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     max_connections: int | None = Field(default=1000, ge=1)
 
+    # Request budgets of the API, per credential and per API process (api/auth.py); 0 turns them off.
+    api_rate_limit_per_s: int = Field(default=100, ge=0, le=1_000_000)
+    api_rate_limit_burst: int = Field(default=200, ge=0, le=1_000_000)
+    # Failed authentications a client address may make per minute before further failures get 429.
+    auth_failures_per_min: int = Field(default=20, ge=0, le=1_000_000)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"

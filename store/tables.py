@@ -147,3 +147,20 @@ class Attempt(SQLModel, table=True):
     status_code: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     response_body: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ApiKey(SQLModel, table=True):
+    """A credential for the API. Only a hash of the key is kept; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True)
+    key_hash: str
+    prefix: str
+    name: str
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    # No foreign key: deleting an application leaves its keys, which then find nothing.
+    app_id: str | None = Field(default=None, index=True)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=True)
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)

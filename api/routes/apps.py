@@ -1,7 +1,7 @@
 from fastapi import APIRouter, status
 from sqlmodel import select
 
-from api.deps import AppDep, AppPaging, SessionDep
+from api.deps import AppDep, AppPaging, CredentialDep, SessionDep
 from api.schemas import AppCreate, AppOut, AppUpdate, Page
 from store import queries
 from store.tables import Application
@@ -16,9 +16,13 @@ async def create_app(body: AppCreate, session: SessionDep) -> Application:
 
 
 @router.get("", response_model=Page[AppOut])
-async def list_apps(session: SessionDep, paging: AppPaging) -> dict:
+async def list_apps(session: SessionDep, paging: AppPaging, credential: CredentialDep) -> dict:
+    """Every application; for a key bound to one, that one only."""
+    stmt = select(Application)
+    if credential.app_id is not None:
+        stmt = stmt.where(Application.id == credential.app_id)
     rows, cursor = await queries.page_by_id(
-        session, select(Application), Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
+        session, stmt, Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
     )
     return {"data": rows, "next_cursor": cursor}
 
