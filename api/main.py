@@ -9,9 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from temporalio.service import RPCError
 
+from api.audit import AuditTrail
 from api.deps import require_token, token_ok
 from api.limits import BodySizeLimit
 from api.routes import apps, deliveries, endpoints, event_types, events, health
+from api.routes import audit as audit_log
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from core.version import VERSION
@@ -109,5 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(require_token)]
     for module in (apps, event_types, endpoints, events, deliveries):
         app.include_router(module.router, dependencies=protected)
+    app.include_router(audit_log.router, dependencies=protected)
     app.include_router(health.router)
+    # Added last, so outermost: it logs every answer and audits each change after its status is known.
+    app.add_middleware(AuditTrail, access_log_on=settings.access_log)
     return app

@@ -11,7 +11,7 @@ from core.ids import new_id
 from core.retry import effective_schedule
 from core.signing import generate_secret
 from core.targets import is_private_address
-from services import operations
+from services import operations, quotas
 from store import queries
 from store.tables import Endpoint, utcnow
 
@@ -40,6 +40,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
     """Subscribe a URL to the application's events. The secret is read with `GET …/secret`."""
     url = str(body.url)
     _check_target(url, settings)
+    await quotas.check_endpoint_quota(session, settings=settings, app_id=app.id)
     now = utcnow()
     row = Endpoint(
         id=new_id("ep"), app_id=app.id, url=url, description=body.description, event_types=body.event_types,
