@@ -6,7 +6,10 @@
         event = await producer.publish("app_…", "invoice.paid", {"id": "in_1"}, idempotency_key="in_1")
 
 It records the event and starts the same workflow the HTTP API does, with the same
-idempotency: a key seen before returns the first event and starts no second fan-out.
+idempotency: a key seen before returns the first event and starts no second fan-out. It runs
+the API's input checks first: what the API would refuse with 422 raises `InvalidEvent` (a
+ValueError) here, before anything is recorded. New events count in this process's
+`hookline_events_published_total`, as in the API's.
 """
 
 from types import TracebackType
@@ -17,9 +20,12 @@ from temporalio.client import Client
 
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
-from services.publishing import publish_event
+from services.publishing import InvalidEvent, check_producer_event, publish_event
 from store.db import create_schema, dispose, make_engine, make_sessionmaker
 from store.tables import Event
+
+
+__all__ = ["InvalidEvent", "Producer"]
 
 
 class Producer:
@@ -41,6 +47,8 @@ class Producer:
         return _Connecting(settings)
 
     async def publish(self, app_id: str, type: str, data: dict, *, idempotency_key: str | None = None) -> Event:
+        """Raises InvalidEvent, UnknownApplication, SchemaViolation or TemporalError; then nothing is recorded."""
+        check_producer_event(type, data, idempotency_key)
         async with self._sessions() as session:
             event, _ = await publish_event(
                 session=session, client=self._client, settings=self._settings,

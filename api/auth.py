@@ -98,6 +98,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/v1/api-keys"): ADMIN,
     ("GET", "/v1/api-keys/{key_id}"): ADMIN,
     ("DELETE", "/v1/api-keys/{key_id}"): ADMIN,
+    # The audit trail: an app-bound key reads its own application's entries only (api/routes/audit.py).
+    ("GET", "/v1/audit-log"): APP_READ,
 }
 
 

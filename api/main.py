@@ -6,12 +6,14 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from api.audit import AuditTrail
 from api.auth import Gatekeeper
 from api.deps import require_credential
 from api.errors import PUBLIC_RESPONSES, V1_RESPONSES, install_error_handlers
 from api.limits import BodySizeLimit
 from api.middleware import known_query_only, refuse_nul
 from api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
+from api.routes import audit as audit_log
 from core.config import Settings, get_settings
 from core.temporal import connect_temporal
 from core.version import VERSION
@@ -59,4 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (apps, event_types, endpoints, events, deliveries, api_keys):
         app.include_router(module.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
     app.include_router(health.router, dependencies=[Depends(known_query_only)], responses=PUBLIC_RESPONSES)
+    app.include_router(audit_log.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
+    # Added last, so outermost: it logs every answer and audits each change after its status is known.
+    app.add_middleware(AuditTrail, access_log_on=settings.access_log)
     return app

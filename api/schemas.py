@@ -1,18 +1,18 @@
 """What the HTTP API takes and returns."""
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
 
 from core.event_types import FILTER_PATTERN, NAME_PATTERN
+from core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
 from core.retry import RetryOverride, RetrySchedule
 from core.signing import is_valid_secret
 
 T = TypeVar("T")
 
-EventTypeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=256)]
+EventTypeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=MAX_EVENT_TYPE_LENGTH)]
 EventTypeFilter = Annotated[str, StringConstraints(pattern=FILTER_PATTERN, min_length=1, max_length=256)]
 # PostgreSQL text cannot hold NUL: refused here rather than failing the INSERT with a 500.
 NO_NUL = r"^[^\x00]*$"
@@ -36,40 +36,9 @@ EndpointUrl = Annotated[
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=128)]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\t\x20-\x7e\x80-\xff]*$", max_length=4096)]
 
-# Deeper documents are refused: the response serializer (and many consumers' parsers) give up
-# a little past 250 levels, after the event would already have been recorded and sent.
-MAX_JSON_DEPTH = 100
-
-
-def _check_json(value: dict[str, Any]) -> dict[str, Any]:
-    """Only what JSON can carry: finite numbers, valid Unicode, bounded nesting.
-
-    Python's parser lets NaN, Infinity, 1e999 and lone surrogates (`"\\ud800"`) through; stored,
-    they break the response, the database's JSON type and every subscriber's parser.
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-            items = node.items() if isinstance(node, dict) else ((None, v) for v in node)
-            for key, item in items:
-                if key is not None:
-                    _check_text(key)
-                stack.append((item, depth + 1))
-        elif isinstance(node, str):
-            _check_text(node)
-        elif isinstance(node, float) and not math.isfinite(node):
-            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
-    return value
-
-
-def _check_text(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
+# The checks live in core.inputs, where producer.py runs them too; the names stay importable here.
+_check_json = check_json
+_check_text = check_text
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]

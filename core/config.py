@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # Failed authentications a client address may make per minute before further failures get 429.
     auth_failures_per_min: int = Field(default=20, ge=0, le=1_000_000)
 
+    # Audit, access log and quotas.
+    access_log: bool = Field(default=True, description="One line per API request on the hookline.access logger")
+    # Above what one tenant plausibly needs (the scale tests use 2,100), far below what would
+    # make every event's fan-out a burden: a runaway script stops here with a 409.
+    max_endpoints_per_app: int = Field(default=10_000, ge=1, le=1_000_000)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"

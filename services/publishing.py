@@ -4,11 +4,25 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from core.config import Settings
-from services.errors import TemporalError, UnknownApplication, reaching_temporal
+from core.inputs import check_event
+from core.metrics import EVENTS_PUBLISHED
+from services.errors import Rejected, TemporalError, UnknownApplication, reaching_temporal
 from services.validation import check_data
 from store import queries
 from store.tables import Event
 from workflows import dispatch
+
+
+class InvalidEvent(Rejected, ValueError):
+    """What a producer passed is not an event the HTTP API would accept."""
+
+
+def check_producer_event(type: str, data: dict, idempotency_key: str | None) -> None:
+    """The API's checks (api/schemas.py runs the same core.inputs functions through pydantic)."""
+    try:
+        check_event(type, data, idempotency_key)
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
 
 
 async def publish_event(
@@ -42,4 +56,6 @@ async def publish_event(
             await queries.forget_event(session, event=event)
         raise
     # The workflow marks the event dispatched when it resolves its first page, in the same write.
+    if created:  # here, not in the route, so that producer.py's publishes count too
+        EVENTS_PUBLISHED.inc()
     return event, created

@@ -164,3 +164,20 @@ class ApiKey(SQLModel, table=True):
     expires_at: datetime | None = _ts(nullable=True)
     last_used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change made through the API: who, when, what, on which ids, and which fields (names only).
+
+    No foreign keys: the trail outlives the applications and endpoints it names.
+    """
+
+    __tablename__ = "audit_entries"
+    id: str = Field(primary_key=True)  # time-sortable: lists page on it, newest first
+    created_at: datetime = _ts(nullable=False, index=True)
+    credential_id: str = Field(index=True)
+    action: str = Field(index=True)  # "PATCH /v1/apps/{app_id}/endpoints/{endpoint_id}", or "secret.read"
+    app_id: str | None = Field(default=None, index=True)
+    target_id: str | None = Field(default=None, index=True)
+    status_code: int
+    fields: list[str] | None = Field(default=None, sa_column=Column(JSON))

@@ -12,7 +12,7 @@ from core.ids import new_id
 from core.retry import effective_schedule
 from core.signing import generate_secret
 from core.targets import host_refusal
-from services import operations
+from services import operations, quotas
 from store import queries
 from store.tables import Endpoint, utcnow
 
@@ -54,6 +54,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
     url = str(body.url)
     _check_scheme(url, settings)
     _check_target(url, settings)
+    await quotas.check_endpoint_quota(session, settings=settings, app_id=app.id)
     now = utcnow()
     row = Endpoint(
         id=new_id("ep"), app_id=app.id, url=url, description=body.description, event_types=body.event_types,
