@@ -38,7 +38,7 @@ from core.retry import RetrySchedule
 from core.temporal import ENDPOINT_IDS_ATTR
 from workflows.event import EventWorkflow
 
-RETRY = RetrySchedule(max_attempts=3, initial_interval_s=0.2, backoff_coefficient=1.0, max_interval_s=0.2)
+RETRY = RetrySchedule(max_attempts=3, initial_interval_s=1, backoff_coefficient=1.0, max_interval_s=1)
 SHORT = timedelta(milliseconds=200)
 
 
