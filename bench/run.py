@@ -344,6 +344,9 @@ class Bench:
             "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
             # The receiver is plain http on loopback; secrets are encrypted as in production.
             "HOOKLINE_ENV": "development",
+            # One credential publishes everything here: its request budget (100/s by default) would
+            # measure the limiter, not delivery. Authentication and every other check still run.
+            "HOOKLINE_API_RATE_LIMIT_PER_S": "0",
             "HOOKLINE_ENCRYPTION_KEY": generate_key(),
         }
         api = self.children.start("api", [sys.executable, "-m", "cli", "api", "--port", str(self.api_port)], env)
