@@ -216,7 +216,7 @@ async def test_access_log_has_one_line_per_request_with_route_template_and_no_va
     await wait_for(lambda: "GET - 401" in log())
     text = log()
     assert "hookline.access: POST /v1/apps 201 " in text
-    assert "hookline.access: GET /v1/apps/{app_id}/endpoints 200 " in text
+    assert "hookline.access: GET /v1/apps/{app_id}/endpoints 422 " in text
     assert "hookline.access: GET /v1/apps/{app_id} 404 " in text
     line = next(ln for ln in reversed(text.splitlines()) if "GET /v1/apps/{app_id}/endpoints 200" in ln)
     assert line.rstrip().endswith("credential=admin")

@@ -7,11 +7,13 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from api.auth import ADMIN, KEY_PREFIX, key_hash, key_prefix, new_key
-from api.deps import PagingDep, SessionDep
+from api.deps import SessionDep, id_format, paging
 from api.schemas import IdRef, Input, Name, Page
 from core.ids import new_id
 from store import keys, queries
 from store.tables import ApiKey, utcnow
+
+KeyPaging = paging(id_format("key"), "an API key id")
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -78,7 +80,7 @@ async def create_api_key(body: ApiKeyCreate, session: SessionDep) -> ApiKeyCreat
 
 
 @router.get("", response_model=Page[ApiKeyOut])
-async def list_api_keys(session: SessionDep, paging: PagingDep) -> dict:
+async def list_api_keys(session: SessionDep, paging: KeyPaging) -> dict:
     """Keys not revoked, newest first, without the keys themselves."""
     rows, cursor = await keys.page_keys(session, limit=paging.limit, cursor=paging.id_cursor("key"))
     return {"data": rows, "next_cursor": cursor}
