@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 import typer
 from pydantic import ValidationError
 
-from core import crypto
-from core.config import Settings
-from core.temporal import SEARCH_ATTRIBUTES
+from hookline.core import crypto
+from hookline.core.config import Settings
+from hookline.core.temporal import SEARCH_ATTRIBUTES
 
 app = typer.Typer(help="Hookline: durable webhook delivery on Temporal.", no_args_is_help=True, add_completion=False)
 
@@ -186,8 +186,8 @@ def dev(
         for n in range(settings.dev_workers):
             # One metrics port each, counting up from the one set.
             metrics = {} if settings.worker_metrics_port is None else {"HOOKLINE_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
-            spawn(f"worker {n + 1}", [sys.executable, "-m", "cli", "worker"], **metrics)
-        api = spawn("api", [sys.executable, "-m", "cli", "api", "--port", str(settings.port)])
+            spawn(f"worker {n + 1}", [sys.executable, "-m", "hookline.cli", "worker"], **metrics)
+        api = spawn("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(settings.port)])
         wait_for_port(settings.port, 60, api, host=settings.host)
         api_url = f"http://{settings.host}:{settings.port}"
         typer.echo(
@@ -221,14 +221,14 @@ def api(
     host: Annotated[Optional[str], typer.Option(help="Interface [HOOKLINE_HOST, 127.0.0.1]")] = None,
 ) -> None:
     """The HTTP API, against HOOKLINE_TEMPORAL_ADDRESS and HOOKLINE_DATABASE_URL."""
-    from api.main import create_app
+    from hookline.api.main import create_app
 
     settings = _settings(port=port, host=host)
     if not settings.admin_token:
         typer.echo("HOOKLINE_ADMIN_TOKEN is not set: the API refuses to run open.", err=True)
         raise typer.Exit(2)
     _install_keys(settings, "API")
-    from api.server import serve
+    from hookline.api.server import serve
 
     serve(create_app(settings), settings)
 
@@ -236,7 +236,7 @@ def api(
 @app.command()
 def worker() -> None:
     """A worker: runs the event workflows and the delivery activities."""
-    import worker as worker_module
+    from hookline import worker as worker_module
 
     settings = _settings()  # a bad setting stops here, with its name, before anything starts
     _install_keys(settings, "worker")
@@ -255,8 +255,8 @@ def rekey() -> None:
 
     Rotation: put the new key first (`new,old`) on every process and restart them, run this, then drop the old key.
     """
-    from store.db import create_schema, dispose, make_engine, make_sessionmaker
-    from store.rekey import rekey_endpoints
+    from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+    from hookline.store.rekey import rekey_endpoints
 
     settings = _settings()
     _install_keys(settings, "rekey")
@@ -283,7 +283,7 @@ def setup_temporal() -> None:
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 
-    from core.temporal import connect_temporal
+    from hookline.core.temporal import connect_temporal
 
     settings = _settings()
 

@@ -1,6 +1,6 @@
 """Publish events from a Python service that reaches Temporal and the store directly.
 
-    from producer import Producer
+    from hookline.producer import Producer
 
     async with Producer.from_settings() as producer:
         event = await producer.publish("app_…", "invoice.paid", {"id": "in_1"}, idempotency_key="in_1")
@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from core.config import Settings, get_settings
-from core.temporal import connect_temporal
-from services.publishing import InvalidEvent, check_producer_event, publish_event
-from store.db import create_schema, dispose, make_engine, make_sessionmaker
-from store.tables import Event
+from hookline.core.config import Settings, get_settings
+from hookline.core.temporal import connect_temporal
+from hookline.services.publishing import InvalidEvent, check_producer_event, publish_event
+from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.tables import Event
 
 
 __all__ = ["InvalidEvent", "Producer"]

@@ -10,19 +10,19 @@ from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.delivery import DeliveryActivities
-from activities.http import ClientPool
-from activities.records import RecordActivities
-from activities.recovery import RecoveryActivities
-from activities.sweep import SweepActivities
-from core.config import Settings, get_settings
-from core.metrics import WORKER_REGISTRY
-from core.temporal import connect_temporal
-from services.recovery import ensure_recovery_schedule
-from store.db import create_schema, dispose, make_engine, make_sessionmaker
-from workflows.event import EventWorkflow
-from workflows.recovery import DispatchRecoveryWorkflow
-from workflows.sweep import DeliverySweepWorkflow
+from hookline.activities.delivery import DeliveryActivities
+from hookline.activities.http import ClientPool
+from hookline.activities.bookkeeping import BookkeepingActivities
+from hookline.activities.recovery import RecoveryActivities
+from hookline.activities.sweep import SweepActivities
+from hookline.core.config import Settings, get_settings
+from hookline.core.metrics import WORKER_REGISTRY
+from hookline.core.temporal import connect_temporal
+from hookline.services.recovery import ensure_recovery_schedule
+from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.workflows.event import EventWorkflow
+from hookline.workflows.recovery import DispatchRecoveryWorkflow
+from hookline.workflows.sweep import DeliverySweepWorkflow
 
 log = logging.getLogger("hookline.worker")
 
@@ -36,7 +36,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     http = ClientPool(public_only=not settings.allow_private_targets)
     client = await connect_temporal(settings, wait_s=120)
     delivery = DeliveryActivities(sessions, http, settings)
-    records = RecordActivities(sessions, settings)
+    records = BookkeepingActivities(sessions, settings)
     sweep = SweepActivities(client, sessions, settings)
     recovery = RecoveryActivities(client, sessions, settings)
     try:

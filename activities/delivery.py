@@ -11,16 +11,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.http import (
+from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
-from core.config import Settings
-from core.messages import DeliverInput, DeliverResult
-from core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
-from core.signing import signature_header
-from core.version import VERSION
-from store import queries
-from store.queries import Record
+from hookline.core.config import Settings
+from hookline.core.messages import DeliverInput, DeliverResult
+from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
+from hookline.core.signing import signature_header
+from hookline.core.version import VERSION
+from hookline.store import queries
+from hookline.store.queries import Record
 
 USER_AGENT = f"Hookline/{VERSION}"
 

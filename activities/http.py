@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from core.targets import address_refusal, name_refusal, parse_address
+from hookline.core.destinations import address_refusal, name_refusal, parse_address
 
 RESPONSE_BODY_LIMIT = 4096
 

@@ -8,10 +8,10 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from core.config import Settings
-from store import queries
-from store.tables import utcnow
-from workflows import dispatch
+from hookline.core.config import Settings
+from hookline.store import queries
+from hookline.store.tables import utcnow
+from hookline.services import event_workflow_client
 
 PAGE = 200
 # A publish records the event, then waits up to 5 s for Temporal to start its workflow (longer
@@ -46,7 +46,7 @@ class RecoveryActivities:
                 for event in events:
                     after = event.id
                     try:
-                        await dispatch.start_fan_out(
+                        await event_workflow_client.start_fan_out(
                             self._client, self._settings, event_id=event.id, app_id=event.app_id, event_type=event.type
                         )
                     except RPCError as exc:

@@ -8,10 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 
-from core.config import Settings
-from core.messages import DeliveryPage, DeliveryPageInput, DeliveryRef, ReplayRequest, SignalPageInput
-from store import queries
-from workflows import dispatch
+from hookline.core.config import Settings
+from hookline.core.messages import DeliveryPage, DeliveryPageInput, DeliveryRef, ReplayRequest, SignalPageInput
+from hookline.store import queries
+from hookline.services import event_workflow_client
 
 SIGNAL_CONCURRENCY = 16
 
@@ -59,13 +59,13 @@ class SweepActivities:
         first = refs[0]
         if input.operation != "replay":
             assert input.endpoint_id is not None
-            running = await dispatch.signal_endpoint(
+            running = await event_workflow_client.signal_endpoint(
                 self._client, event_id=first.event_id, endpoint_id=input.endpoint_id, change=input.operation
             )
             if running or input.operation != "resume":
                 return
             # A held delivery whose workflow is gone (terminated by hand): start it again.
-        await dispatch.replay(
+        await event_workflow_client.replay(
             self._client,
             self._settings,
             event_id=first.event_id,

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store import audit
+from hookline.store import audit
 
 access_log = logging.getLogger("hookline.access")
 log = logging.getLogger("hookline.audit")

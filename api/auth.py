@@ -26,9 +26,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.routing import Match
 
-from core.config import Settings
-from store import keys
-from store.tables import utcnow
+from hookline.core.config import Settings
+from hookline.store import keys
+from hookline.store.tables import utcnow
 
 log = logging.getLogger("hookline.api.auth")
 

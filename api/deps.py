@@ -9,10 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from api.auth import Credential, credential_of
-from core.config import Settings
-from store import queries
-from store.tables import Application, Endpoint
+from hookline.api.auth import Credential, credential_of
+from hookline.core.config import Settings
+from hookline.store import queries
+from hookline.store.tables import Application, Endpoint
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

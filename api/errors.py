@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from api.schemas import ErrorOut, ValidationErrorOut
-from services.errors import Conflict, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error
+from hookline.api.schemas import ErrorOut, ValidationErrorOut
+from hookline.services.errors import Conflict, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -6,18 +6,18 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from api.audit import AuditTrail
-from api.auth import Gatekeeper
-from api.deps import require_credential
-from api.errors import PUBLIC_RESPONSES, V1_RESPONSES, install_error_handlers
-from api.limits import BodySizeLimit
-from api.middleware import known_query_only, refuse_nul
-from api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
-from api.routes import audit as audit_log
-from core.config import Settings, get_settings
-from core.temporal import connect_temporal
-from core.version import VERSION
-from store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.api.audit import AuditTrail
+from hookline.api.auth import Gatekeeper
+from hookline.api.deps import require_credential
+from hookline.api.errors import PUBLIC_RESPONSES, V1_RESPONSES, install_error_handlers
+from hookline.api.limits import BodySizeLimit
+from hookline.api.middleware import known_query_only, refuse_nul
+from hookline.api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
+from hookline.api.routes import audit as audit_log
+from hookline.core.config import Settings, get_settings
+from hookline.core.temporal import connect_temporal
+from hookline.core.version import VERSION
+from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

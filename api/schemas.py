@@ -5,10 +5,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
 
-from core.event_types import FILTER_PATTERN, NAME_PATTERN
-from core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
-from core.retry import RetryOverride, RetrySchedule
-from core.signing import is_valid_secret
+from hookline.core.event_types import FILTER_PATTERN, NAME_PATTERN
+from hookline.core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
+from hookline.core.retry import RetryOverride, RetrySchedule
+from hookline.core.signing import is_valid_secret
 
 T = TypeVar("T")
 

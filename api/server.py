@@ -14,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from core.config import Settings
+from hookline.core.config import Settings
 
 
 class HeadersRefused(Exception):

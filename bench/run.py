@@ -4,7 +4,7 @@
 
 Starts, on free 127.0.0.1 ports and in a temporary directory, the stack exactly as
 `hookline dev` runs it (the Temporal dev server from `cli.dev_server_command` on a SQLite file
-with the WAL pragmas, its worker processes `python -m cli worker`, an API `python -m cli api`,
+with the WAL pragmas, its worker processes `python -m hookline.cli worker`, an API `python -m hookline.cli api`,
 SQLite for Hookline's store), a fast receiver (bench/receiver.py) and a bare Temporal worker
 with no-op activities on a task queue of its own (bench/ceiling.py). Then, in order:
 
@@ -54,9 +54,9 @@ sys.path.insert(0, str(BENCH))
 
 import httpx  # noqa: E402
 
-from cli import dev_server_command, wait_for_port  # noqa: E402
-from core.config import Settings  # noqa: E402
-from core.crypto import generate_key  # noqa: E402
+from hookline.cli import dev_server_command, wait_for_port  # noqa: E402
+from hookline.core.config import Settings  # noqa: E402
+from hookline.core.crypto import generate_key  # noqa: E402
 
 DEV_WORKERS = Settings.model_fields["dev_workers"].default
 
@@ -349,9 +349,9 @@ class Bench:
             "HOOKLINE_API_RATE_LIMIT_PER_S": "0",
             "HOOKLINE_ENCRYPTION_KEY": generate_key(),
         }
-        api = self.children.start("api", [sys.executable, "-m", "cli", "api", "--port", str(self.api_port)], env)
+        api = self.children.start("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], env)
         wait_for_port(self.api_port, 60, api.proc)  # the API creates the schema before the worker starts
-        worker_cmd = [sys.executable, "-m", "cli", "worker"]
+        worker_cmd = [sys.executable, "-m", "hookline.cli", "worker"]
         if a.worker_variant:
             worker_cmd = [sys.executable, str(BENCH / "variant_worker.py"), *a.worker_variant.split(",")]
         worker_env = {**env, **dict(kv.split("=", 1) for kv in a.worker_env)}
@@ -656,7 +656,7 @@ def main() -> int:
                         help="workflow sandbox of the ceiling worker: on is the SDK's default; Hookline's worker "
                         "runs without it (HOOKLINE_WORKFLOW_SANDBOX) [on]")
     parser.add_argument("--worker-variant", help="run bench/variant_worker.py with these comma-separated tweaks "
-                        "(nosandbox, passthrough, autoscale, quiet-httpx, nosa) instead of `python -m cli worker` "
+                        "(nosandbox, passthrough, autoscale, quiet-httpx, nosa) instead of `python -m hookline.cli worker` "
                         "(experiments only)")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the Hookline worker, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")

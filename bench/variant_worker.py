@@ -33,7 +33,7 @@ def apply(tweaks: list[str]) -> None:
         raise SystemExit(f"unknown tweaks {sorted(unknown)}; known: {sorted(TWEAKS)}")
     import temporalio.worker
 
-    import worker as worker_module
+    from hookline import worker as worker_module
 
     extra: dict = {}
     if "nosandbox" in tweaks:
@@ -64,6 +64,6 @@ def apply(tweaks: list[str]) -> None:
 
 if __name__ == "__main__":
     apply([t for t in sys.argv[1:] if t])
-    import worker as worker_module
+    from hookline import worker as worker_module
 
     worker_module.main()

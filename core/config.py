@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.crypto import parse_keys
+from hookline.core.crypto import parse_keys
 
 
 class Settings(BaseSettings):

@@ -90,7 +90,7 @@ def active() -> Keyring:
     """The installed keyring, else the one of the process's settings."""
     global _installed
     if _installed is None:
-        from core.config import get_settings  # here: the settings validate keys with this module
+        from hookline.core.config import get_settings  # here: the settings validate keys with this module
 
         key = get_settings().encryption_key
         if key is None:

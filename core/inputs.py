@@ -4,7 +4,7 @@ import math
 import re
 from typing import Any
 
-from core.event_types import NAME_PATTERN
+from hookline.core.event_types import NAME_PATTERN
 
 # Deeper documents are refused: the response serializer (and many consumers' parsers) give up
 # a little past 250 levels, after the event would already have been recorded and sent.

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from core.retry import RetrySchedule
+from hookline.core.retry import RetrySchedule
 
 
 class DeliveryTarget(BaseModel):

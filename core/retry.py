@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, Field
 
-from core.config import Settings
+from hookline.core.config import Settings
 
 
 class RetrySchedule(BaseModel):

@@ -9,7 +9,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from core.config import Settings
+from hookline.core.config import Settings
 
 log = logging.getLogger(__name__)
 

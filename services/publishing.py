@@ -3,14 +3,14 @@
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
-from core.config import Settings
-from core.inputs import check_event
-from core.metrics import EVENTS_PUBLISHED
-from services.errors import Rejected, TemporalError, UnknownApplication, reaching_temporal
-from services.validation import check_data
-from store import queries
-from store.tables import Event
-from workflows import dispatch
+from hookline.core.config import Settings
+from hookline.core.inputs import check_event
+from hookline.core.metrics import EVENTS_PUBLISHED
+from hookline.services.errors import Rejected, TemporalError, UnknownApplication, reaching_temporal
+from hookline.services.validation import check_data
+from hookline.store import queries
+from hookline.store.tables import Event
+from hookline.services import event_workflow_client
 
 
 class InvalidEvent(Rejected, ValueError):
@@ -48,7 +48,7 @@ async def publish_event(
         return event, False
     try:
         async with reaching_temporal():
-            await dispatch.start_fan_out(
+            await event_workflow_client.start_fan_out(
                 client, settings, event_id=event.id, app_id=event.app_id, event_type=event.type
             )
     except TemporalError:

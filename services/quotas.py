@@ -2,9 +2,9 @@
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.config import Settings
-from services.errors import Conflict
-from store.quotas import count_endpoints
+from hookline.core.config import Settings
+from hookline.services.errors import Conflict
+from hookline.store.quotas import count_endpoints
 
 
 async def check_endpoint_quota(session: AsyncSession, *, settings: Settings, app_id: str) -> None:

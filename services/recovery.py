@@ -14,8 +14,8 @@ from temporalio.client import (
     ScheduleUpdate,
 )
 
-from core.config import Settings
-from workflows.recovery import DispatchRecoveryWorkflow
+from hookline.core.config import Settings
+from hookline.workflows.recovery import DispatchRecoveryWorkflow
 
 
 def recovery_schedule_id(settings: Settings) -> str:

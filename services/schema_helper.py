@@ -1,6 +1,6 @@
 """The helper process that explains why data breaks a schema (see services.validation).
 
-Run as `python -m services.schema_helper`: one JSON `[schema, data]` per line in, one JSON list
+Run as `python -m hookline.services.schema_helper`: one JSON `[schema, data]` per line in, one JSON list
 of reasons per line out. A plain subprocess rather than multiprocessing, which would re-run
 the main script of whoever imported the producer. Light imports, so it is ready quickly.
 """
@@ -9,7 +9,7 @@ import json
 import resource
 import sys
 
-from core.schemas import UnusableSchema, explain
+from hookline.core.schemas import UnusableSchema, explain
 
 MEMORY_BYTES = 1 << 30  # an explanation that needs more dies here, not in the API
 

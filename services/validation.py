@@ -14,8 +14,8 @@ from typing import Any
 
 import jsonschema_rs
 
-from core.schemas import UnusableSchema, compile_schema
-from services.errors import SchemaViolation
+from hookline.core.schemas import UnusableSchema, compile_schema
+from hookline.services.errors import SchemaViolation
 
 CACHE_SIZE = 256
 EXPLAIN_BUDGET_S = 0.5
@@ -55,7 +55,7 @@ async def _ready_helper() -> asyncio.subprocess.Process:
     global _helper
     if _helper is None or _helper.returncode is not None:
         _helper = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.schema_helper",
+            sys.executable, "-m", "hookline.services.schema_helper",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             limit=HELPER_LINE_LIMIT,
         )

@@ -6,9 +6,9 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.ids import new_id
-from store.queries import page_by_id
-from store.tables import AuditEntry, utcnow
+from hookline.core.ids import new_id
+from hookline.store.queries import page_by_id
+from hookline.store.tables import AuditEntry, utcnow
 
 
 async def record(

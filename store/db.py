@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.config import Settings
-from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from hookline.core.config import Settings
+from hookline.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
 def async_url(url: str) -> str:

@@ -9,9 +9,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store import db
-from store.queries import page_by_id
-from store.tables import ApiKey, utcnow
+from hookline.store import db
+from hookline.store.queries import page_by_id
+from hookline.store.tables import ApiKey, utcnow
 
 # last_used_at is written at most this often per key, so using a key stays one indexed read.
 LAST_USED_EVERY = timedelta(minutes=1)

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.event_types import subscribed
-from core.ids import event_workflow_id, new_id
-from store import db
-from store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
+from hookline.core.event_types import subscribed
+from hookline.core.ids import event_workflow_id, new_id
+from hookline.store import db
+from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from sqlalchemy import func
 from sqlalchemy import select as core_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from store.tables import Endpoint
+from hookline.store.tables import Endpoint
 
 
 async def count_endpoints(session: AsyncSession, *, app_id: str) -> int:

@@ -3,7 +3,7 @@
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store.tables import Endpoint
+from hookline.store.tables import Endpoint
 
 
 async def rekey_endpoints(sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> int:

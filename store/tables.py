@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import AutoString, Field, SQLModel
 
-from core import crypto
+from hookline.core import crypto
 
 
 def utcnow() -> datetime:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from cli import dev_server_command, wait_for_port
+from hookline.cli import dev_server_command, wait_for_port
 
 TOKEN = "test-admin-token"
 # One key for the test session: stacks restarted by a test still read what they stored.
@@ -187,12 +187,12 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start_worker(self) -> Proc:
-        self.worker = Proc("worker", [sys.executable, "-m", "cli", "worker"], self.env, self.work_dir).start()
+        self.worker = Proc("worker", [sys.executable, "-m", "hookline.cli", "worker"], self.env, self.work_dir).start()
         wait_for_port(self.worker_metrics_port, 60, self.worker.proc)  # the worker's first act
         return self.worker
 
     def start_api(self) -> Proc:
-        self.api = Proc("api", [sys.executable, "-m", "cli", "api", "--port", str(self.api_port)], self.env, self.work_dir).start()
+        self.api = Proc("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], self.env, self.work_dir).start()
         wait_for_port(self.api_port, 60, self.api.proc)
         return self.api
 

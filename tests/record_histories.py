@@ -20,8 +20,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from core.config import Settings
-from core.temporal import connect_temporal
+from hookline.core.config import Settings
+from hookline.core.temporal import connect_temporal
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, wait_for
 
 OUT = Path(__file__).parent / "histories"

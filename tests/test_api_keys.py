@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.auth import new_key
+from hookline.api.auth import new_key
 from tests.harness import ApiClient, Receiver, Stack
 
 KEY_FIELDS = {"id", "prefix", "name", "scopes", "app_id", "created_at", "expires_at", "last_used_at"}

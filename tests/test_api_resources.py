@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from core.config import Settings
-from core.retry import effective_schedule
+from hookline.core.config import Settings
+from hookline.core.retry import effective_schedule
 from tests.harness import FAST_RETRY, ApiClient, Receiver
 
 # The stack runs with the default retry settings: an endpoint without an override shows these.

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
-from api.auth import (
+from hookline.api.auth import (
     APP_READ, APP_WRITE, EVENTS_PUBLISH, PUBLIC, Credential, app_routes, required_scope, unclassified_routes,
 )
-from api.main import create_app
-from core.config import Settings
+from hookline.api.main import create_app
+from hookline.core.config import Settings
 from tests.harness import ApiClient, Receiver
 
 ISOLATION = "404 for another application's resources"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.http import ClientPool, DestinationBlocked, destination_refusal
-from core.targets import host_refusal
+from hookline.activities.http import ClientPool, DestinationBlocked, destination_refusal
+from hookline.core.destinations import host_refusal
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack
 
 BLOCKED = {

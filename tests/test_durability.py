@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from cli import wait_for_port
-from core.config import Settings
-from core.temporal import APP_ID_ATTR, ENDPOINT_IDS_ATTR, EVENT_TYPE_ATTR, connect_temporal
+from hookline.cli import wait_for_port
+from hookline.core.config import Settings
+from hookline.core.temporal import APP_ID_ATTR, ENDPOINT_IDS_ATTR, EVENT_TYPE_ATTR, connect_temporal
 from tests.harness import ApiClient, Proc, Receiver, Stack, TemporalServer, free_port, running_stack, wait_for, wait_until
 
 # Retried for long enough that the kill lands mid-retries, quickly enough to finish fast once fixed
@@ -302,7 +302,7 @@ class DevRun:
 
     def __init__(self, data_dir: Path, api_port: int, temporal_port: int, ui_port: int, log_dir: Path) -> None:
         self.cmd = [
-            sys.executable, "-m", "cli", "dev", "--port", str(api_port), "--temporal-port", str(temporal_port),
+            sys.executable, "-m", "hookline.cli", "dev", "--port", str(api_port), "--temporal-port", str(temporal_port),
             "--ui-port", str(ui_port), "--data-dir", str(data_dir),
         ]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
@@ -378,7 +378,7 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
             ):
                 assert shown in banner, f"{shown!r} not in:\n{banner}"
             assert len(first.children) == 4, first.children  # temporal, two workers (the default), api
-            assert sum(c.endswith("-m cli worker") for c in first.children.values()) == 2, first.children
+            assert sum(c.endswith("-m hookline.cli worker") for c in first.children.values()) == 2, first.children
             assert _port_open(ui_port)
 
             api = ApiClient(f"http://127.0.0.1:{api_port}", token=token)

@@ -20,9 +20,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER
-from cli import temporal_binary
-from core.messages import (
+from hookline.activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER
+from hookline.cli import temporal_binary
+from hookline.core.messages import (
     DeliverInput,
     DeliverResult,
     DeliveryTarget,
@@ -34,9 +34,9 @@ from core.messages import (
     ResolveTargetsInput,
     ResolveTargetsResult,
 )
-from core.retry import RetrySchedule
-from core.temporal import ENDPOINT_IDS_ATTR
-from workflows.event import EventWorkflow
+from hookline.core.retry import RetrySchedule
+from hookline.core.temporal import ENDPOINT_IDS_ATTR
+from hookline.workflows.event import EventWorkflow
 
 RETRY = RetrySchedule(max_attempts=3, initial_interval_s=1, backoff_coefficient=1.0, max_interval_s=1)
 SHORT = timedelta(milliseconds=200)

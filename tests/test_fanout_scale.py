@@ -3,8 +3,8 @@
 import asyncio
 from collections import Counter
 
-from core.config import Settings
-from core.temporal import connect_temporal
+from hookline.core.config import Settings
+from hookline.core.temporal import connect_temporal
 from tests.harness import ApiClient, Receiver, Stack, wait_until
 
 ENDPOINTS = 2100

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
+from hookline.core.config import Settings
 from tests.harness import ApiClient, Receiver, Stack
 
 DEFAULTS = Settings()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
-from core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
+from hookline.core.config import Settings
+from hookline.core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, running_stack, wait_for
 
 RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}

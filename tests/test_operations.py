@@ -11,9 +11,9 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from core.config import Settings
-from core.temporal import connect_temporal
-from producer import Producer
+from hookline.core.config import Settings
+from hookline.core.temporal import connect_temporal
+from hookline.producer import Producer
 from tests.harness import ApiClient, Receiver, Stack, wait_for, wait_until
 
 SLOW_RETRY = {"max_attempts": 5, "initial_interval_s": 30, "backoff_coefficient": 1.0, "max_interval_s": 30}

@@ -7,7 +7,7 @@ from typing import Any, cast
 import httpcore
 import pytest
 
-from activities.http import ClientPool, DestinationBlocked, PublicOnlyBackend, destination_refusal
+from hookline.activities.http import ClientPool, DestinationBlocked, PublicOnlyBackend, destination_refusal
 from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated_stack
 
 

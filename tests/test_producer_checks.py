@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from core.config import Settings
-from producer import InvalidEvent, Producer
+from hookline.core.config import Settings
+from hookline.producer import InvalidEvent, Producer
 from tests.harness import ApiClient, Receiver, Stack
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.config import Settings
+from hookline.core.config import Settings
 from tests.harness import ApiClient, Stack, TemporalServer, api_client, running_stack
 
 LIMIT = 3

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.auth import request_budget
-from core.config import Settings
+from hookline.api.auth import request_budget
+from hookline.core.config import Settings
 from tests.harness import TOKEN, ApiClient, Stack, TemporalServer, api_client, running_stack
 
 # Bursts of 6, refilled over 3 s: wide enough that a loaded test machine still sends a burst inside it.

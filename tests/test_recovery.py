@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from activities.recovery import STRAGGLER_AGE
-from core.config import Settings
-from core.temporal import connect_temporal
-from services.recovery import recovery_schedule_id
-from store import queries
-from store.db import dispose, make_engine, make_sessionmaker
-from store.tables import Event, utcnow
+from hookline.activities.recovery import STRAGGLER_AGE
+from hookline.core.config import Settings
+from hookline.core.temporal import connect_temporal
+from hookline.services.recovery import recovery_schedule_id
+from hookline.store import queries
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.tables import Event, utcnow
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
 
 RECOVERY_S = 1

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from core.config import Settings
-from store.db import create_schema, dispose, make_engine
+from hookline.core.config import Settings
+from hookline.store.db import create_schema, dispose, make_engine
 from tests.harness import PostgresCluster
 
 

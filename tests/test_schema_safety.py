@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from core.config import Settings
-from store import queries
-from store.db import dispose, make_engine, make_sessionmaker
+from hookline.core.config import Settings
+from hookline.store import queries
+from hookline.store.db import dispose, make_engine, make_sessionmaker
 from tests.harness import ApiClient, Stack
 from tests.test_api_inputs import assert_error, get_ok
 

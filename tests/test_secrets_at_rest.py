@@ -16,11 +16,11 @@ from sqlalchemy import text
 from standardwebhooks import Webhook
 from temporalio.service import TLSConfig
 
-from core import crypto
-from core.config import Settings
-from core.signing import generate_secret
-from core.temporal import connection_security
-from store.db import dispose, make_engine
+from hookline.core import crypto
+from hookline.core.config import Settings
+from hookline.core.signing import generate_secret
+from hookline.core.temporal import connection_security
+from hookline.store.db import dispose, make_engine
 from tests.harness import (
     ENCRYPTION_KEY,
     TOKEN,
@@ -126,7 +126,7 @@ def _bare_env(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("env", ["production", "development"])
 def test_no_process_starts_without_a_key(command: str, env: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", command], env=_bare_env(HOOKLINE_ENV=env, HOOKLINE_DATA_DIR=str(tmp_path)),
+        [sys.executable, "-m", "hookline.cli", command], env=_bare_env(HOOKLINE_ENV=env, HOOKLINE_DATA_DIR=str(tmp_path)),
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 2, result.stderr
@@ -136,7 +136,7 @@ def test_no_process_starts_without_a_key(command: str, env: str, tmp_path: Path)
 
 def test_a_malformed_key_stops_the_api_with_its_name() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "api"], env=_bare_env(HOOKLINE_ENCRYPTION_KEY="hunter2-not-a-key"),
+        [sys.executable, "-m", "hookline.cli", "api"], env=_bare_env(HOOKLINE_ENCRYPTION_KEY="hunter2-not-a-key"),
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 2
@@ -144,7 +144,7 @@ def test_a_malformed_key_stops_the_api_with_its_name() -> None:
 
 
 def test_dev_keeps_its_key_in_a_file_only_its_user_reads(tmp_path: Path) -> None:
-    from cli import _dev_key
+    from hookline.cli import _dev_key
 
     key = _dev_key(Settings(data_dir=tmp_path))
     path = tmp_path / "encryption-key"
@@ -326,7 +326,7 @@ async def _write_clear(stack: Stack, endpoint_id: str, secret: str, headers_json
 
 def _rekey(stack: Stack) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "rekey"], env=stack.env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hookline.cli", "rekey"], env=stack.env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -7,12 +7,12 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from activities.http import retry_after_seconds
-from core.config import Settings
-from core.event_types import is_valid_filter, subscribed
-from core.retry import RetrySchedule, default_schedule, effective_schedule
-from core.signing import generate_secret, is_valid_secret, signature_header
-from core.targets import is_private_address
+from hookline.activities.http import retry_after_seconds
+from hookline.core.config import Settings
+from hookline.core.event_types import is_valid_filter, subscribed
+from hookline.core.retry import RetrySchedule, default_schedule, effective_schedule
+from hookline.core.signing import generate_secret, is_valid_secret, signature_header
+from hookline.core.destinations import is_private_address
 
 
 def test_default_schedule_spans_more_than_a_day() -> None:
@@ -111,7 +111,7 @@ def test_retry_after_seconds_and_dates() -> None:
 def test_a_bad_setting_stops_the_command_with_its_name(args: list[str], env: dict[str, str], complaint: str) -> None:
     from typer.testing import CliRunner
 
-    from cli import app
+    from hookline.cli import app
 
     result = CliRunner().invoke(app, args, env={"HOOKLINE_ADMIN_TOKEN": "t", **env})
     assert result.exit_code == 2, result.output
@@ -119,8 +119,8 @@ def test_a_bad_setting_stops_the_command_with_its_name(args: list[str], env: dic
 
 
 def _first_try_outcome(err: Exception, paused: set[str] | None = None) -> object:
-    from core.messages import DeliveryTarget
-    from workflows.event import Delivery, EventWorkflow
+    from hookline.core.messages import DeliveryTarget
+    from hookline.workflows.event import Delivery, EventWorkflow
 
     workflow_instance = object.__new__(EventWorkflow)  # the method reads and writes only this set
     workflow_instance._paused_endpoints = paused if paused is not None else set()
@@ -135,9 +135,9 @@ def test_a_first_try_is_judged_the_same_live_and_replayed() -> None:
     """A local activity's timeout comes wrapped in ActivityError live and bare on replay: same outcome."""
     from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError, TimeoutType
 
-    from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER
-    from workflows.event import AGAIN, DONE, wait
-    from workflows.policies import DELIVERY_TIMEOUT_SLACK
+    from hookline.activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER
+    from hookline.workflows.event import AGAIN, DONE, wait
+    from hookline.workflows.policies import DELIVERY_TIMEOUT_SLACK
 
     timeout = TimeoutError("timed out", type=TimeoutType.START_TO_CLOSE, last_heartbeat_details=[])
     wrapped = ActivityError(

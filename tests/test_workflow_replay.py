@@ -8,9 +8,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.event import EventWorkflow
-from workflows.recovery import DispatchRecoveryWorkflow
-from workflows.sweep import DeliverySweepWorkflow
+from hookline.workflows.event import EventWorkflow
+from hookline.workflows.recovery import DispatchRecoveryWorkflow
+from hookline.workflows.sweep import DeliverySweepWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 WORKFLOWS = [EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow]

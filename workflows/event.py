@@ -21,9 +21,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
-    from activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER, DeliveryActivities
-    from activities.records import RecordActivities
-    from core.messages import (
+    from hookline.activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER, DeliveryActivities
+    from hookline.activities.bookkeeping import BookkeepingActivities
+    from hookline.core.messages import (
         DeliverInput,
         DeliveryTarget,
         EndpointSignal,
@@ -34,8 +34,8 @@ with workflow.unsafe.imports_passed_through():
         ReplayRequest,
         ResolveTargetsInput,
     )
-    from core.temporal import ENDPOINT_IDS_ATTR
-    from workflows.policies import (
+    from hookline.core.temporal import ENDPOINT_IDS_ATTR
+    from hookline.workflows.policies import (
         DELIVERY_TIMEOUT_SLACK,
         PAUSE_RECHECK,
         STORE_RETRY,
@@ -151,7 +151,7 @@ class EventWorkflow:
             if self._long_history():
                 return
             page = await workflow.execute_local_activity_method(
-                RecordActivities.resolve_targets,
+                BookkeepingActivities.resolve_targets,
                 ResolveTargetsInput(
                     event_id=self._input.event_id, after_endpoint_id=self._resolve_after, limit=self._input.window
                 ),
@@ -175,7 +175,7 @@ class EventWorkflow:
                 self._replays.insert(0, request)
                 return
             targets = await workflow.execute_local_activity_method(
-                RecordActivities.prepare_replay,
+                BookkeepingActivities.prepare_replay,
                 PrepareReplayInput(
                     event_id=self._input.event_id,
                     delivery_ids=request.delivery_ids,
@@ -413,7 +413,7 @@ class EventWorkflow:
 
     async def _mark(self, delivery_id: str, status: str, error: str | None = None) -> None:
         await workflow.execute_local_activity_method(
-            RecordActivities.mark_delivery,
+            BookkeepingActivities.mark_delivery,
             MarkDeliveryInput(delivery_id=delivery_id, status=status, error=error),  # type: ignore[arg-type]
             start_to_close_timeout=STORE_TIMEOUT,
             retry_policy=STORE_RETRY,

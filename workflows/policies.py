@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from core.retry import RetrySchedule
+from hookline.core.retry import RetrySchedule
 
 STORE_TIMEOUT = timedelta(seconds=30)
 # A store outage must stall deliveries, not lose them: store calls retry until it is back.

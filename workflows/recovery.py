@@ -3,8 +3,8 @@
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.recovery import RecoveryActivities
-    from workflows.policies import RECOVERY_RETRY, SWEEP_HEARTBEAT, SWEEP_TIMEOUT
+    from hookline.activities.recovery import RecoveryActivities
+    from hookline.workflows.policies import RECOVERY_RETRY, SWEEP_HEARTBEAT, SWEEP_TIMEOUT
 
 
 @workflow.defn

@@ -8,9 +8,9 @@ restarts and walks forward page by page.
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.sweep import SweepActivities
-    from core.messages import SignalPageInput, SweepInput
-    from workflows.policies import SIGNAL_RETRY, STORE_RETRY, SWEEP_HEARTBEAT, SWEEP_TIMEOUT
+    from hookline.activities.sweep import SweepActivities
+    from hookline.core.messages import SignalPageInput, SweepInput
+    from hookline.workflows.policies import SIGNAL_RETRY, STORE_RETRY, SWEEP_HEARTBEAT, SWEEP_TIMEOUT
 
 
 @workflow.defn

@@ -6,12 +6,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from api.auth import ADMIN, KEY_PREFIX, key_hash, key_prefix, new_key
-from api.deps import SessionDep, id_format, paging
-from api.schemas import IdRef, Input, Name, Page
-from core.ids import new_id
-from store import keys, queries
-from store.tables import ApiKey, utcnow
+from hookline.api.auth import ADMIN, KEY_PREFIX, key_hash, key_prefix, new_key
+from hookline.api.deps import SessionDep, id_format, paging
+from hookline.api.schemas import IdRef, Input, Name, Page
+from hookline.core.ids import new_id
+from hookline.store import keys, queries
+from hookline.store.tables import ApiKey, utcnow
 
 KeyPaging = paging(id_format("key"), "an API key id")
 

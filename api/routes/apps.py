@@ -1,10 +1,10 @@
 from fastapi import APIRouter, status
 from sqlmodel import select
 
-from api.deps import AppDep, AppPaging, CredentialDep, SessionDep
-from api.schemas import AppCreate, AppOut, AppUpdate, Page
-from store import queries
-from store.tables import Application
+from hookline.api.deps import AppDep, AppPaging, CredentialDep, SessionDep
+from hookline.api.schemas import AppCreate, AppOut, AppUpdate, Page
+from hookline.store import queries
+from hookline.store.tables import Application
 
 router = APIRouter(prefix="/v1/apps", tags=["applications"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
-from api.deps import PagingDep, SessionDep
-from api.schemas import Page
-from store import audit
+from hookline.api.deps import PagingDep, SessionDep
+from hookline.api.schemas import Page
+from hookline.store import audit
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit"])
 

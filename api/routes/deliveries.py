@@ -3,13 +3,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import select
 
-from api.deps import AppDep, AttemptPaging, DeliveryId, DeliveryPaging, SessionDep, SettingsDep, TemporalDep
-from api.errors import CONFLICT, TEMPORAL
-from api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
-from core.metrics import REPLAYS_REQUESTED
-from services import operations
-from store import queries
-from store.tables import Delivery
+from hookline.api.deps import AppDep, AttemptPaging, DeliveryId, DeliveryPaging, SessionDep, SettingsDep, TemporalDep
+from hookline.api.errors import CONFLICT, TEMPORAL
+from hookline.api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
+from hookline.core.metrics import REPLAYS_REQUESTED
+from hookline.services import controls
+from hookline.store import queries
+from hookline.store.tables import Delivery
 
 router = APIRouter(prefix="/v1/apps/{app_id}", tags=["deliveries"])
 
@@ -70,7 +70,7 @@ async def replay_delivery(
     event = await queries.get_event(session, app_id=app.id, event_id=delivery.event_id)
     assert event is not None
     REPLAYS_REQUESTED.labels("delivery").inc()
-    await operations.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
+    await controls.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
     return delivery
 
 
@@ -82,7 +82,7 @@ async def replay_dead_letters(
     body = body or DeadLetterReplay()
     if body.endpoint_id is not None and await queries.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {body.endpoint_id} not found")
-    count = await operations.replay_dead_letters(
+    count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
     )
     REPLAYS_REQUESTED.labels("dead_letters").inc()

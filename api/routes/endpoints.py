@@ -4,17 +4,17 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import select
 
-from api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, SettingsDep, TemporalDep
-from api.errors import CONFLICT, TEMPORAL
-from api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate
-from core.config import Settings
-from core.ids import new_id
-from core.retry import effective_schedule
-from core.signing import generate_secret
-from core.targets import host_refusal
-from services import operations, quotas
-from store import queries
-from store.tables import Endpoint, utcnow
+from hookline.api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, SettingsDep, TemporalDep
+from hookline.api.errors import CONFLICT, TEMPORAL
+from hookline.api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate
+from hookline.core.config import Settings
+from hookline.core.ids import new_id
+from hookline.core.retry import effective_schedule
+from hookline.core.signing import generate_secret
+from hookline.core.destinations import host_refusal
+from hookline.services import controls, quotas
+from hookline.store import queries
+from hookline.store.tables import Endpoint, utcnow
 
 router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
 
@@ -97,12 +97,12 @@ async def update_endpoint(
     if new_status == "paused" and endpoint.status == "disabled":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active first")
     if new_status == "paused" or (new_status == "active" and endpoint.status == "paused"):
-        endpoint = await operations.set_paused(
+        endpoint = await controls.set_paused(
             session=session, client=client, settings=settings, endpoint=endpoint, paused=new_status == "paused",
             changes=changes,
         )
     elif new_status == "disabled":
-        endpoint = await operations.disable_endpoint(
+        endpoint = await controls.disable_endpoint(
             session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
         )
     elif new_status is not None:
@@ -117,7 +117,7 @@ async def delete_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> None:
     """Delete the subscription; its open and held deliveries end as dead letters."""
-    await operations.delete_endpoint(session=session, client=client, settings=settings, endpoint=endpoint)
+    await controls.delete_endpoint(session=session, client=client, settings=settings, endpoint=endpoint)
 
 
 @router.get("/{endpoint_id}/secret", response_model=SecretOut)
@@ -142,7 +142,7 @@ async def pause_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
     """No attempts reach a paused endpoint and none are burned; its deliveries wait as `paused`."""
-    endpoint = await operations.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=True)
+    endpoint = await controls.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=True)
     return endpoint_out(endpoint, settings)
 
 
@@ -151,5 +151,5 @@ async def resume_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
     """Everything held for the endpoint goes out now."""
-    endpoint = await operations.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=False)
+    endpoint = await controls.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=False)
     return endpoint_out(endpoint, settings)

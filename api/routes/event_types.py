@@ -1,12 +1,12 @@
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import select
 
-from api.deps import EventTypePaging, SessionDep
-from api.errors import CONFLICT
-from api.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate, Page
-from core.schemas import UnusableSchema, check_schema
-from store import queries
-from store.tables import EventType
+from hookline.api.deps import EventTypePaging, SessionDep
+from hookline.api.errors import CONFLICT
+from hookline.api.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate, Page
+from hookline.core.schemas import UnusableSchema, check_schema
+from hookline.store import queries
+from hookline.store.tables import EventType
 
 router = APIRouter(prefix="/v1/event-types", tags=["event types"])
 

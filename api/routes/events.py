@@ -3,15 +3,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from sqlmodel import select
 
-from api.deps import AppDep, EventId, EventPaging, SessionDep, SettingsDep, TemporalDep
-from api.errors import TEMPORAL
-from api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
-from core.metrics import REPLAYS_REQUESTED
-from services import operations
-from services.errors import SchemaViolation
-from services.publishing import publish_event
-from store import queries
-from store.tables import Event
+from hookline.api.deps import AppDep, EventId, EventPaging, SessionDep, SettingsDep, TemporalDep
+from hookline.api.errors import TEMPORAL
+from hookline.api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
+from hookline.core.metrics import REPLAYS_REQUESTED
+from hookline.services import controls
+from hookline.services.errors import SchemaViolation
+from hookline.services.publishing import publish_event
+from hookline.store import queries
+from hookline.store.tables import Event
 
 router = APIRouter(prefix="/v1/apps/{app_id}/events", tags=["events"])
 
@@ -67,7 +67,7 @@ async def get_event(
     event = await _event_or_404(session, app.id, event_id)
     deliveries = [d.model_dump() for d in await queries.deliveries_of_event(session, event_id=event.id)]
     if live:
-        states = await operations.open_deliveries(client=client, event=event)
+        states = await controls.open_deliveries(client=client, event=event)
         for delivery in deliveries:
             delivery["live"] = states.get(delivery["id"])
     return event_out(event, deliveries)
@@ -93,5 +93,5 @@ async def replay_event(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to an existing endpoint {endpoint_id}")
     if deliveries:
         REPLAYS_REQUESTED.labels("event").inc()
-        await operations.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
+        await controls.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
     return Replayed(replayed=len(deliveries))

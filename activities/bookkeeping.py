@@ -4,21 +4,21 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
-from core.config import Settings
-from core.messages import (
+from hookline.core.config import Settings
+from hookline.core.messages import (
     DeliveryTarget,
     MarkDeliveryInput,
     PrepareReplayInput,
     ResolveTargetsInput,
     ResolveTargetsResult,
 )
-from core.retry import effective_schedule
-from store import queries
-from store.queries import Record
-from store.tables import Delivery, Endpoint
+from hookline.core.retry import effective_schedule
+from hookline.store import queries
+from hookline.store.queries import Record
+from hookline.store.tables import Delivery, Endpoint
 
 
-class RecordActivities:
+class BookkeepingActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings):
         self._sessions = sessions
         self._settings = settings

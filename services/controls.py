@@ -8,13 +8,13 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowQueryFailedError
 
-from core.config import Settings
-from core.messages import DeliveryPageInput, ReplayRequest, SweepInput
-from services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
-from store import queries
-from store.tables import Delivery, Endpoint, Event
-from workflows import dispatch
-from workflows.sweep import DeliverySweepWorkflow
+from hookline.core.config import Settings
+from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
+from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
+from hookline.store import queries
+from hookline.store.tables import Delivery, Endpoint, Event
+from hookline.services import event_workflow_client
+from hookline.workflows.sweep import DeliverySweepWorkflow
 
 log = logging.getLogger("hookline.operations")
 
@@ -101,7 +101,7 @@ async def replay_event(
     *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
 ) -> None:
     async with reaching_temporal():
-        await dispatch.replay(
+        await event_workflow_client.replay(
             client,
             settings,
             event_id=event.id,
@@ -115,7 +115,7 @@ async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
     """Ask the event's running workflow what each of its open deliveries is doing now."""
     async with reaching_temporal():
         try:
-            return await dispatch.open_deliveries(client, event_id=event.id)
+            return await event_workflow_client.open_deliveries(client, event_id=event.id)
         except WorkflowQueryFailedError as exc:
             # A worker answered but could not run the query (e.g. an older worker without it).
             raise TemporalUnavailable(f"the event's workflow could not answer: {exc}") from exc

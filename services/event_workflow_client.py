@@ -14,11 +14,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.config import Settings
-from core.ids import event_workflow_id
-from core.messages import EndpointSignal, EventWorkflowInput, ReplayRequest
-from core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
-from workflows.event import REPLAY_SIGNAL, EventWorkflow
+from hookline.core.config import Settings
+from hookline.core.ids import event_workflow_id
+from hookline.core.messages import EndpointSignal, EventWorkflowInput, ReplayRequest
+from hookline.core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
+from hookline.workflows.event import REPLAY_SIGNAL, EventWorkflow
 
 
 START_RPC_TIMEOUT = timedelta(seconds=5)
