@@ -13,8 +13,8 @@ from hookline.core.messages import (
     ResolveTargetsResult,
 )
 from hookline.core.retry import effective_schedule
-from hookline.store import queries
-from hookline.store.queries import Record
+from hookline.store import hot_path
+from hookline.store.hot_path import Record
 from hookline.store.tables import Delivery, Endpoint
 
 
@@ -35,10 +35,10 @@ class BookkeepingActivities:
     async def resolve_targets(self, input: ResolveTargetsInput) -> ResolveTargetsResult:
         """The next page of subscribed endpoints, each with its delivery row (created once)."""
         async with self._sessions() as session:
-            event = await queries.event_to_fan_out(session, event_id=input.event_id)
+            event = await hot_path.event_to_fan_out(session, event_id=input.event_id)
             if event is None:  # deleted with its application: nothing to deliver
                 return ResolveTargetsResult(targets=[])
-            pairs, next_after = await queries.ensure_deliveries(
+            pairs, next_after = await hot_path.ensure_deliveries(
                 session, event=event, after_endpoint_id=input.after_endpoint_id, limit=input.limit
             )
             targets = [self._target(d, e) for d, e in pairs if d.status in ("pending", "retrying", "paused")]
@@ -47,7 +47,7 @@ class BookkeepingActivities:
     @activity.defn
     async def mark_delivery(self, input: MarkDeliveryInput) -> bool:
         async with self._sessions() as session:
-            return await queries.set_delivery_status(
+            return await hot_path.set_delivery_status(
                 session,
                 delivery_id=input.delivery_id,
                 status=input.status,
@@ -58,7 +58,7 @@ class BookkeepingActivities:
     @activity.defn
     async def prepare_replay(self, input: PrepareReplayInput) -> list[DeliveryTarget]:
         async with self._sessions() as session:
-            rows = await queries.restart_deliveries(
+            rows = await hot_path.restart_deliveries(
                 session,
                 event_id=input.event_id,
                 delivery_ids=input.delivery_ids,

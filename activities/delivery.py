@@ -19,8 +19,8 @@ from hookline.core.messages import DeliverInput, DeliverResult
 from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
 from hookline.core.signing import signature_header
 from hookline.core.version import VERSION
-from hookline.store import queries
-from hookline.store.queries import Record
+from hookline.store import hot_path
+from hookline.store.hot_path import Record
 
 USER_AGENT = f"Hookline/{VERSION}"
 
@@ -71,7 +71,7 @@ class DeliveryActivities:
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverResult:
         async with self._sessions() as session:
-            delivery, endpoint, event = await queries.load_for_delivery(session, delivery_id=input.delivery_id)
+            delivery, endpoint, event = await hot_path.load_for_delivery(session, delivery_id=input.delivery_id)
             if delivery is None:
                 raise ApplicationError("delivery no longer exists", type=DEAD_LETTERED, non_retryable=True)
             if delivery.status == "succeeded":  # an earlier try got through; do not send again
@@ -111,7 +111,7 @@ class DeliveryActivities:
             "webhook-id": event.id,
             "webhook-timestamp": str(int(started.timestamp())),
             "webhook-signature": signature_header(
-                queries.live_secrets(endpoint, started), event.id, started, body
+                hot_path.live_secrets(endpoint, started), event.id, started, body
             ),
         }
         clock = time.monotonic()
@@ -161,12 +161,12 @@ class DeliveryActivities:
                     if asked is not None:
                         delay = min(asked, self._settings.retry_after_max_s)
         next_attempt_at = None if delay is None else datetime.now(timezone.utc) + timedelta(seconds=delay)
-        current = await queries.record_attempt(
+        current = await hot_path.record_attempt(
             session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
         if status_code == 410:
-            await queries.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
+            await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
         if not current:
             # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
             raise ApplicationError(
@@ -185,7 +185,7 @@ class DeliveryActivities:
         )
 
     async def _close(self, session: AsyncSession, delivery: Record, reason: str) -> None:
-        await queries.set_delivery_status(
+        await hot_path.set_delivery_status(
             session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"), error=reason
         )
         raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)

@@ -9,7 +9,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from hookline.core.config import Settings
-from hookline.store import queries
+from hookline.store import hot_path
 from hookline.store.tables import utcnow
 from hookline.services import event_workflow_client
 
@@ -40,7 +40,7 @@ class RecoveryActivities:
         started = refused = 0
         after: str | None = None
         async with self._sessions() as session:
-            while events := await queries.undispatched_events(
+            while events := await hot_path.undispatched_events(
                 session, recorded_before=recorded_before, after_event_id=after, limit=PAGE
             ):
                 for event in events:
@@ -53,7 +53,7 @@ class RecoveryActivities:
                         refused += 1
                         activity.logger.warning("could not start the fan-out of %s: %s", event.id, exc)
                         continue
-                    await queries.mark_dispatched(session, event=event)
+                    await hot_path.mark_dispatched(session, event=event)
                     started += 1
                     activity.heartbeat(after)
         if started or refused:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from hookline.core.config import Settings
 from hookline.core.messages import DeliveryPage, DeliveryPageInput, DeliveryRef, ReplayRequest, SignalPageInput
-from hookline.store import queries
+from hookline.store import crud, hot_path
 from hookline.services import event_workflow_client
 
 SIGNAL_CONCURRENCY = 16
@@ -24,7 +24,7 @@ class SweepActivities:
 
     @activity.defn
     async def page_deliveries(self, input: DeliveryPageInput) -> DeliveryPage:
-        clauses = queries.delivery_filter(
+        clauses = crud.delivery_filter(
             app_id=input.app_id,
             endpoint_id=input.endpoint_id,
             statuses=input.statuses,
@@ -32,7 +32,7 @@ class SweepActivities:
             up_to_delivery_id=input.up_to_delivery_id,
         )
         async with self._sessions() as session:
-            rows = await queries.delivery_refs_page(
+            rows = await hot_path.delivery_refs_page(
                 session, clauses=clauses, after_delivery_id=input.after_delivery_id, limit=input.limit
             )
         refs = [

@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from hookline.api.auth import Credential, credential_of
 from hookline.core.config import Settings
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Application, Endpoint
 
 
@@ -112,7 +112,7 @@ AttemptPaging = paging(ATTEMPT_CURSOR, "an attempt number")
 async def get_app_or_404(app_id: str, session: SessionDep, credential: CredentialDep) -> Application:
     # The middleware has refused other applications to an app-bound key already; a second lock.
     bound_elsewhere = credential.app_id is not None and credential.app_id != app_id
-    app = None if bound_elsewhere else await queries.get_app(session, app_id=app_id)
+    app = None if bound_elsewhere else await crud.get_app(session, app_id=app_id)
     if app is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"application {app_id} not found")
     return app
@@ -122,7 +122,7 @@ AppDep = Annotated[Application, Depends(get_app_or_404)]
 
 
 async def get_endpoint_or_404(app: AppDep, endpoint_id: EndpointId, session: SessionDep) -> Endpoint:
-    endpoint = await queries.get_endpoint(session, app_id=app.id, endpoint_id=endpoint_id)
+    endpoint = await crud.get_endpoint(session, app_id=app.id, endpoint_id=endpoint_id)
     if endpoint is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {endpoint_id} not found")
     return endpoint

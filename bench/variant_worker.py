@@ -13,8 +13,8 @@ It runs `worker.main()` unchanged except for what the tweaks patch in this proce
   nosa         no upsert of the HooklineEndpointIds search attribute (measures its cost only)
 
 Nothing here is used by Hookline itself; product files are not touched. (The former `onequery`
-and `bulkresolve` tweaks are now in the product: store.queries.load_for_delivery and
-store.queries.ensure_deliveries.)
+and `bulkresolve` tweaks are now in the product: store.hot_path.load_for_delivery and
+store.hot_path.ensure_deliveries.)
 """
 
 import logging

@@ -11,7 +11,7 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from hookline.core.config import Settings
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
 from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Delivery, Endpoint, Event
 from hookline.services import event_workflow_client
 from hookline.workflows.sweep import DeliverySweepWorkflow
@@ -47,7 +47,7 @@ async def set_paused(
         raise Conflict("endpoint is disabled; PATCH status to active to re-enable it")
     changes = {**(changes or {}), "status": "paused" if paused else "active"}
     before = {key: getattr(endpoint, key) for key in changes}
-    endpoint = await queries.save(session, endpoint, changes)
+    endpoint = await crud.save(session, endpoint, changes)
     statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
     try:
         await _sweep(
@@ -60,7 +60,7 @@ async def set_paused(
     except TemporalError:
         await session.refresh(endpoint)
         if endpoint.status == changes["status"]:  # not changed meanwhile (a 410 may have disabled it)
-            await queries.save(session, endpoint, before)
+            await crud.save(session, endpoint, before)
         raise
     return endpoint
 
@@ -70,7 +70,7 @@ async def disable_endpoint(
 ) -> Endpoint:
     """Record the endpoint as disabled (with any other `changes`), then close its open deliveries as dead letters."""
     was_open = endpoint.status != "disabled"
-    endpoint = await queries.save(session, endpoint, {**(changes or {}), "status": "disabled", "disabled_reason": None})
+    endpoint = await crud.save(session, endpoint, {**(changes or {}), "status": "disabled", "disabled_reason": None})
     if was_open:
         await _close_open_deliveries(client, settings, endpoint.id)
     return endpoint
@@ -78,7 +78,7 @@ async def disable_endpoint(
 
 async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint) -> None:
     """Delete the subscription; its open deliveries end as dead letters."""
-    await queries.delete_endpoint(session, endpoint=endpoint)
+    await crud.delete_endpoint(session, endpoint=endpoint)
     await _close_open_deliveries(client, settings, endpoint.id)
 
 
@@ -135,13 +135,13 @@ async def replay_dead_letters(
     since: datetime | None,
 ) -> int:
     """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
-    clauses = queries.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since)
-    up_to = await queries.newest_delivery_id(session, clauses=clauses)
+    clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since)
+    up_to = await crud.newest_delivery_id(session, clauses=clauses)
     if up_to is None:
         return 0
     # Dead letters of deleted endpoints have nowhere to go: they are not replayed nor counted.
-    count = await queries.count_deliveries(
-        session, clauses=clauses + queries.delivery_filter(up_to_delivery_id=up_to, live_endpoints=True)
+    count = await crud.count_deliveries(
+        session, clauses=clauses + crud.delivery_filter(up_to_delivery_id=up_to, live_endpoints=True)
     )
     await _sweep(
         client,

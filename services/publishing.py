@@ -8,7 +8,7 @@ from hookline.core.inputs import check_event
 from hookline.core.metrics import EVENTS_PUBLISHED
 from hookline.services.errors import Rejected, TemporalError, UnknownApplication, reaching_temporal
 from hookline.services.validation import check_data
-from hookline.store import queries
+from hookline.store import crud, hot_path
 from hookline.store.tables import Event
 from hookline.services import event_workflow_client
 
@@ -36,12 +36,12 @@ async def publish_event(
     idempotency_key: str | None = None,
 ) -> tuple[Event, bool]:
     """(event, created). The same idempotency key again returns the first event, no second fan-out."""
-    if not await queries.app_exists(session, app_id=app_id):
+    if not await crud.app_exists(session, app_id=app_id):
         raise UnknownApplication(f"application {app_id} not found")
-    schema = await queries.event_type_schema(session, name=type)
+    schema = await crud.event_type_schema(session, name=type)
     if schema is not None:
         await check_data(type, schema, data)
-    event, created = await queries.insert_event(
+    event, created = await hot_path.insert_event(
         session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key
     )
     if event.dispatched:
@@ -53,7 +53,7 @@ async def publish_event(
             )
     except TemporalError:
         if created:  # the request is refused, so it leaves nothing behind
-            await queries.forget_event(session, event=event)
+            await hot_path.forget_event(session, event=event)
         raise
     # The workflow marks the event dispatched when it resolves its first page, in the same write.
     if created:  # here, not in the route, so that producer.py's publishes count too

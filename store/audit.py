@@ -7,7 +7,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
-from hookline.store.queries import page_by_id
+from hookline.store.crud import page_by_id
 from hookline.store.tables import AuditEntry, utcnow
 
 

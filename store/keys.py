@@ -10,7 +10,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.store import db
-from hookline.store.queries import page_by_id
+from hookline.store.crud import page_by_id
 from hookline.store.tables import ApiKey, utcnow
 
 # last_used_at is written at most this often per key, so using a key stays one indexed read.
@@ -31,7 +31,7 @@ async def create_key(
 
 
 async def key_for_auth(session: AsyncSession, *, key_id: str) -> Any:
-    """What authenticating a key needs, by primary key (Core, as for every publish: see queries.Record)."""
+    """What authenticating a key needs, by primary key (Core, as for every publish: see hot_path.Record)."""
     keys = ApiKey.__table__
     stmt = core_select(
         keys.c.id, keys.c.key_hash, keys.c.scopes, keys.c.app_id, keys.c.expires_at, keys.c.last_used_at,

@@ -12,7 +12,7 @@ from hookline.activities.recovery import STRAGGLER_AGE
 from hookline.core.config import Settings
 from hookline.core.temporal import connect_temporal
 from hookline.services.recovery import recovery_schedule_id
-from hookline.store import queries
+from hookline.store import hot_path
 from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.tables import Event, utcnow
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
@@ -40,7 +40,7 @@ async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: st
     engine = make_engine(Settings(database_url=stack.database_url, data_dir=stack.work_dir))
     try:
         async with make_sessionmaker(engine)() as session:
-            event, created = await queries.insert_event(
+            event, created = await hot_path.insert_event(
                 session, app_id=app_id, type="order.created", data=data, idempotency_key=key
             )
             assert created and not event.dispatched

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from hookline.core.config import Settings
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.db import dispose, make_engine, make_sessionmaker
 from tests.harness import ApiClient, Stack
 from tests.test_api_inputs import assert_error, get_ok
@@ -103,7 +103,7 @@ async def test_schema_stored_by_an_older_version_with_a_remote_ref_never_fetches
     try:
         async with make_sessionmaker(engine)() as session:
             schema = {"type": "object", "properties": {"a": {"$ref": f"{trap.url}/old.json"}}}
-            await queries.create_event_type(session, name=name, description="old", json_schema=schema)
+            await crud.create_event_type(session, name=name, description="old", json_schema=schema)
     finally:
         await dispose(engine)
     app_id = await api.create_app()

@@ -10,7 +10,7 @@ from hookline.api.auth import ADMIN, KEY_PREFIX, key_hash, key_prefix, new_key
 from hookline.api.deps import SessionDep, id_format, paging
 from hookline.api.schemas import IdRef, Input, Name, Page
 from hookline.core.ids import new_id
-from hookline.store import keys, queries
+from hookline.store import crud, keys
 from hookline.store.tables import ApiKey, utcnow
 
 KeyPaging = paging(id_format("key"), "an API key id")
@@ -65,7 +65,7 @@ async def _key_or_404(session: SessionDep, key_id: str) -> ApiKey:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 async def create_api_key(body: ApiKeyCreate, session: SessionDep) -> ApiKeyCreated:
     """Create a key. `key` is in this response only: Hookline keeps a hash of it."""
-    if body.app_id is not None and not await queries.app_exists(session, app_id=body.app_id):
+    if body.app_id is not None and not await crud.app_exists(session, app_id=body.app_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"application {body.app_id} not found")
     key_id = new_id("key")
     key = new_key(key_id)

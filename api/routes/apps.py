@@ -3,7 +3,7 @@ from sqlmodel import select
 
 from hookline.api.deps import AppDep, AppPaging, CredentialDep, SessionDep
 from hookline.api.schemas import AppCreate, AppOut, AppUpdate, Page
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Application
 
 router = APIRouter(prefix="/v1/apps", tags=["applications"])
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1/apps", tags=["applications"])
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AppOut)
 async def create_app(body: AppCreate, session: SessionDep) -> Application:
     """Create an application: one of your customers, owning endpoints and events."""
-    return await queries.create_app(session, name=body.name)
+    return await crud.create_app(session, name=body.name)
 
 
 @router.get("", response_model=Page[AppOut])
@@ -21,7 +21,7 @@ async def list_apps(session: SessionDep, paging: AppPaging, credential: Credenti
     stmt = select(Application)
     if credential.app_id is not None:
         stmt = stmt.where(Application.id == credential.app_id)
-    rows, cursor = await queries.page_by_id(
+    rows, cursor = await crud.page_by_id(
         session, stmt, Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
     )
     return {"data": rows, "next_cursor": cursor}
@@ -34,10 +34,10 @@ async def get_app(app: AppDep) -> Application:
 
 @router.patch("/{app_id}", response_model=AppOut)
 async def update_app(app: AppDep, body: AppUpdate, session: SessionDep) -> Application:
-    return await queries.save(session, app, body.model_dump(exclude_unset=True, exclude_none=True))
+    return await crud.save(session, app, body.model_dump(exclude_unset=True, exclude_none=True))
 
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_app(app: AppDep, session: SessionDep) -> None:
     """Delete the application with its endpoints, events, deliveries and attempts."""
-    await queries.delete_app(session, app=app)
+    await crud.delete_app(session, app=app)

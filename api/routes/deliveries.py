@@ -8,7 +8,7 @@ from hookline.api.errors import CONFLICT, TEMPORAL
 from hookline.api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
 from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Delivery
 
 router = APIRouter(prefix="/v1/apps/{app_id}", tags=["deliveries"])
@@ -17,7 +17,7 @@ DeliveryStatus = Literal["pending", "retrying", "paused", "succeeded", "dead_let
 
 
 async def _delivery_or_404(session: SessionDep, app_id: str, delivery_id: str) -> Delivery:
-    delivery = await queries.get_delivery(session, app_id=app_id, delivery_id=delivery_id)
+    delivery = await crud.get_delivery(session, app_id=app_id, delivery_id=delivery_id)
     if delivery is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"delivery {delivery_id} not found")
     return delivery
@@ -32,9 +32,9 @@ async def list_deliveries(
     endpoint_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict:
     stmt = select(Delivery).where(
-        *queries.delivery_filter(app_id=app.id, endpoint_id=endpoint_id, statuses=[status_] if status_ else None)
+        *crud.delivery_filter(app_id=app.id, endpoint_id=endpoint_id, statuses=[status_] if status_ else None)
     )
-    rows, cursor = await queries.page_by_id(session, stmt, Delivery.id, limit=paging.limit, cursor=paging.id_cursor("dlv"))
+    rows, cursor = await crud.page_by_id(session, stmt, Delivery.id, limit=paging.limit, cursor=paging.id_cursor("dlv"))
     return {"data": rows, "next_cursor": cursor}
 
 
@@ -52,7 +52,7 @@ async def list_attempts(app: AppDep, delivery_id: DeliveryId, session: SessionDe
         if not paging.cursor.isdigit():
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="cursor is not one this list returned")
         after = int(paging.cursor)
-    rows, last = await queries.list_attempts(session, delivery_id=delivery_id, limit=paging.limit, after_number=after)
+    rows, last = await crud.list_attempts(session, delivery_id=delivery_id, limit=paging.limit, after_number=after)
     return {"data": rows, "next_cursor": str(last) if last is not None else None}
 
 
@@ -65,9 +65,9 @@ async def replay_delivery(
 ) -> Delivery:
     """Send this delivery again, whatever its status, with a fresh retry budget."""
     delivery = await _delivery_or_404(session, app.id, delivery_id)
-    if await queries.get_endpoint(session, app_id=app.id, endpoint_id=delivery.endpoint_id) is None:
+    if await crud.get_endpoint(session, app_id=app.id, endpoint_id=delivery.endpoint_id) is None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to")
-    event = await queries.get_event(session, app_id=app.id, event_id=delivery.event_id)
+    event = await crud.get_event(session, app_id=app.id, event_id=delivery.event_id)
     assert event is not None
     REPLAYS_REQUESTED.labels("delivery").inc()
     await controls.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
@@ -80,7 +80,7 @@ async def replay_dead_letters(
 ) -> Replayed:
     """Replay every dead letter of the application (or of one endpoint, or updated since a time)."""
     body = body or DeadLetterReplay()
-    if body.endpoint_id is not None and await queries.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None:
+    if body.endpoint_id is not None and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {body.endpoint_id} not found")
     count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since

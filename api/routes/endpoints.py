@@ -13,7 +13,7 @@ from hookline.core.retry import effective_schedule
 from hookline.core.signing import generate_secret
 from hookline.core.destinations import host_refusal
 from hookline.services import controls, quotas
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Endpoint, utcnow
 
 router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
@@ -70,7 +70,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(app: AppDep, session: SessionDep, paging: EndpointPaging, settings: SettingsDep) -> dict:
     stmt = select(Endpoint).where(Endpoint.app_id == app.id)
-    rows, cursor = await queries.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.id_cursor("ep"))
+    rows, cursor = await crud.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.id_cursor("ep"))
     return {"data": [endpoint_out(r, settings) for r in rows], "next_cursor": cursor}
 
 
@@ -106,9 +106,9 @@ async def update_endpoint(
             session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
         )
     elif new_status is not None:
-        endpoint = await queries.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None})
+        endpoint = await crud.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None})
     else:
-        endpoint = await queries.save(session, endpoint, changes)
+        endpoint = await crud.save(session, endpoint, changes)
     return endpoint_out(endpoint, settings)
 
 
@@ -131,7 +131,7 @@ async def rotate_secret(
 ) -> SecretOut:
     """New secret; the old one keeps signing beside it for `HOOKLINE_SECRET_ROTATION_GRACE_S`."""
     new_secret = (body.secret if body else None) or generate_secret()
-    endpoint = await queries.rotate_secret(
+    endpoint = await crud.rotate_secret(
         session, endpoint=endpoint, new_secret=new_secret, grace=timedelta(seconds=settings.secret_rotation_grace_s)
     )
     return SecretOut(secret=endpoint.secret)

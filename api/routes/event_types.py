@@ -5,7 +5,7 @@ from hookline.api.deps import EventTypePaging, SessionDep
 from hookline.api.errors import CONFLICT
 from hookline.api.schemas import EventTypeCreate, EventTypeOut, EventTypeUpdate, Page
 from hookline.core.schemas import UnusableSchema, check_schema
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import EventType
 
 router = APIRouter(prefix="/v1/event-types", tags=["event types"])
@@ -29,7 +29,7 @@ def _check_schema(schema: dict | None) -> None:
 
 
 async def _get_or_404(session: SessionDep, name: str) -> EventType:
-    row = await queries.get_event_type(session, name=name)
+    row = await crud.get_event_type(session, name=name)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event type {name} not found")
     return row
@@ -41,7 +41,7 @@ async def _get_or_404(session: SessionDep, name: str) -> EventType:
 async def create_event_type(body: EventTypeCreate, session: SessionDep) -> EventTypeOut:
     """Register an event type; with a JSON Schema, published `data` of this type must satisfy it."""
     _check_schema(body.schema_)
-    row = await queries.create_event_type(
+    row = await crud.create_event_type(
         session, name=body.name, description=body.description, json_schema=body.schema_
     )
     if row is None:
@@ -51,7 +51,7 @@ async def create_event_type(body: EventTypeCreate, session: SessionDep) -> Event
 
 @router.get("", response_model=Page[EventTypeOut], response_model_by_alias=True)
 async def list_event_types(session: SessionDep, paging: EventTypePaging) -> dict:
-    rows, cursor = await queries.page_by_id(
+    rows, cursor = await crud.page_by_id(
         session, select(EventType), EventType.id, limit=paging.limit, cursor=paging.id_cursor("etp")
     )
     return {"data": [_out(r) for r in rows], "next_cursor": cursor}
@@ -69,7 +69,7 @@ async def update_event_type(name: str, body: EventTypeUpdate, session: SessionDe
     if "schema_" in changes:
         _check_schema(changes["schema_"])
         changes["json_schema"] = changes.pop("schema_")
-    return _out(await queries.save(session, row, changes))
+    return _out(await crud.save(session, row, changes))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)

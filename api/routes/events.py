@@ -10,7 +10,7 @@ from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
 from hookline.services.errors import SchemaViolation
 from hookline.services.publishing import publish_event
-from hookline.store import queries
+from hookline.store import crud
 from hookline.store.tables import Event
 
 router = APIRouter(prefix="/v1/apps/{app_id}/events", tags=["events"])
@@ -21,7 +21,7 @@ def event_out(event: Event, deliveries: list | None = None) -> EventOut:
 
 
 async def _event_or_404(session: SessionDep, app_id: str, event_id: str) -> Event:
-    event = await queries.get_event(session, app_id=app_id, event_id=event_id)
+    event = await crud.get_event(session, app_id=app_id, event_id=event_id)
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} not found")
     return event
@@ -51,7 +51,7 @@ async def publish(
 @router.get("", response_model=Page[EventOut])
 async def list_events(app: AppDep, session: SessionDep, paging: EventPaging) -> dict:
     stmt = select(Event).where(Event.app_id == app.id)
-    rows, cursor = await queries.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.id_cursor("evt"))
+    rows, cursor = await crud.page_by_id(session, stmt, Event.id, limit=paging.limit, cursor=paging.id_cursor("evt"))
     return {"data": [event_out(r) for r in rows], "next_cursor": cursor}
 
 
@@ -65,7 +65,7 @@ async def get_event(
 ) -> EventOut:
     """The event with the current status of each of its deliveries."""
     event = await _event_or_404(session, app.id, event_id)
-    deliveries = [d.model_dump() for d in await queries.deliveries_of_event(session, event_id=event.id)]
+    deliveries = [d.model_dump() for d in await crud.deliveries_of_event(session, event_id=event.id)]
     if live:
         states = await controls.open_deliveries(client=client, event=event)
         for delivery in deliveries:
@@ -86,7 +86,7 @@ async def replay_event(
     event = await _event_or_404(session, app.id, event_id)
     endpoint_id = body.endpoint_id if body else None
     deliveries = [
-        d for d in await queries.deliveries_of_event(session, event_id=event.id, live_endpoints=True)
+        d for d in await crud.deliveries_of_event(session, event_id=event.id, live_endpoints=True)
         if endpoint_id is None or d.endpoint_id == endpoint_id
     ]
     if endpoint_id is not None and not deliveries:

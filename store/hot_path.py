@@ -1,11 +1,12 @@
-"""Reads and writes of the store, as small keyword-only functions over one AsyncSession."""
+"""The store's hot path: what runs for every event and attempt (publish, fan-out, each delivery's
+read and record, sweeps and recovery), written in SQLAlchemy Core for speed."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, update
+from sqlalchemy import Connection, delete, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -14,9 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.store import db
-from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, utcnow
 
-T = TypeVar("T")
 
 # Statuses a delivery is still being worked on in; the others are final until a replay.
 OPEN_STATUSES = ("pending", "retrying")
@@ -27,108 +27,12 @@ OPEN_STATUSES = ("pending", "retrying")
 Record = SimpleNamespace
 
 
-async def _first_row(session: AsyncSession, stmt: Any) -> Any:
+_ATTEMPT_TABLES = (Delivery.__table__, Endpoint.__table__, Event.__table__)
+
+
+async def first_row(session: AsyncSession, stmt: Any) -> Any:
     """The first row of a Core statement, or None."""
     return (await (await session.connection()).execute(stmt)).first()
-
-
-async def page_by_id(
-    session: AsyncSession, stmt: Any, id_col: Any, *, limit: int, cursor: str | None
-) -> tuple[Sequence[Any], str | None]:
-    """Newest first, keyset-paged on the time-sortable id."""
-    if cursor:
-        stmt = stmt.where(id_col < cursor)
-    rows = (await session.exec(stmt.order_by(id_col.desc()).limit(limit + 1))).all()
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, getattr(rows[-1], id_col.key)
-    return rows, None
-
-
-# --- applications ---------------------------------------------------------------------------
-
-async def create_app(session: AsyncSession, *, name: str) -> Application:
-    now = utcnow()
-    app = Application(id=new_id("app"), name=name, created_at=now, updated_at=now)
-    session.add(app)
-    await session.commit()
-    return app
-
-
-async def get_app(session: AsyncSession, *, app_id: str) -> Application | None:
-    return await session.get(Application, app_id)
-
-
-async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
-    """Every publish asks this; Core, not the ORM (see Record)."""
-    apps = Application.__table__
-    stmt = core_select(apps.c.id).where(apps.c.id == app_id)
-    return await _first_row(session, stmt) is not None
-
-
-async def delete_app(session: AsyncSession, *, app: Application) -> None:
-    """An application goes with everything it owns."""
-    delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
-    await session.exec(delete(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)))
-    await session.exec(delete(Delivery).where(Delivery.app_id == app.id))
-    await session.exec(delete(Event).where(Event.app_id == app.id))
-    await session.exec(delete(Endpoint).where(Endpoint.app_id == app.id))
-    await session.delete(app)
-    await session.commit()
-
-
-async def save(session: AsyncSession, row: T, changes: dict[str, Any]) -> T:
-    for key, value in changes.items():
-        setattr(row, key, value)
-    if hasattr(row, "updated_at"):
-        row.updated_at = utcnow()  # type: ignore[attr-defined]
-    session.add(row)
-    await session.commit()
-    return row
-
-
-# --- event types ------------------------------------------------------------------------------
-
-async def get_event_type(session: AsyncSession, *, name: str) -> EventType | None:
-    return (await session.exec(select(EventType).where(EventType.name == name))).first()
-
-
-async def event_type_schema(session: AsyncSession, *, name: str) -> dict | None:
-    """The JSON Schema registered for an event type, if any; every publish asks (Core, see Record)."""
-    types = EventType.__table__
-    stmt = core_select(types.c.json_schema).where(types.c.name == name)
-    row = await _first_row(session, stmt)
-    return row.json_schema if row is not None else None
-
-
-async def create_event_type(
-    session: AsyncSession, *, name: str, description: str | None, json_schema: dict | None
-) -> EventType | None:
-    """None when the name is taken."""
-    now = utcnow()
-    row = EventType(
-        id=new_id("etp"), name=name, description=description, json_schema=json_schema,
-        created_at=now, updated_at=now,
-    )
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return row
-
-
-# --- endpoints --------------------------------------------------------------------------------
-
-async def get_endpoint(session: AsyncSession, *, app_id: str, endpoint_id: str) -> Endpoint | None:
-    endpoint = await session.get(Endpoint, endpoint_id)
-    return endpoint if endpoint is not None and endpoint.app_id == app_id else None
-
-
-async def delete_endpoint(session: AsyncSession, *, endpoint: Endpoint) -> None:
-    await session.delete(endpoint)
-    await session.commit()
 
 
 def live_secrets(endpoint: Endpoint | Record, now: datetime) -> list[str]:
@@ -139,22 +43,6 @@ def live_secrets(endpoint: Endpoint | Record, now: datetime) -> list[str]:
         secrets_.append(endpoint.previous_secret)
     return secrets_
 
-
-async def rotate_secret(
-    session: AsyncSession, *, endpoint: Endpoint, new_secret: str, grace: timedelta
-) -> Endpoint:
-    return await save(
-        session,
-        endpoint,
-        {
-            "previous_secret": endpoint.secret,
-            "previous_secret_expires_at": utcnow() + grace,
-            "secret": new_secret,
-        },
-    )
-
-
-# --- events -----------------------------------------------------------------------------------
 
 async def insert_event(
     session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
@@ -191,11 +79,6 @@ async def get_event_by_key(session: AsyncSession, *, app_id: str, idempotency_ke
     return (await session.exec(stmt)).first()
 
 
-async def get_event(session: AsyncSession, *, app_id: str, event_id: str) -> Event | None:
-    event = await session.get(Event, event_id)
-    return event if event is not None and event.app_id == app_id else None
-
-
 def _dispatched(event_id: str) -> Any:
     """The statement that marks an event's fan-out as begun."""
     events = Event.__table__
@@ -229,24 +112,6 @@ async def forget_event(session: AsyncSession, *, event: Event) -> None:
     await session.commit()
 
 
-# --- deliveries -------------------------------------------------------------------------------
-
-async def deliveries_of_event(
-    session: AsyncSession, *, event_id: str, live_endpoints: bool = False
-) -> Sequence[Delivery]:
-    """The event's deliveries; with `live_endpoints`, only those whose endpoint still exists."""
-    stmt = (
-        select(Delivery)
-        .where(Delivery.event_id == event_id, *delivery_filter(live_endpoints=live_endpoints))
-        .order_by(col(Delivery.id))
-    )
-    return (await session.exec(stmt)).all()
-
-
-async def get_delivery(session: AsyncSession, *, app_id: str, delivery_id: str) -> Delivery | None:
-    delivery = await session.get(Delivery, delivery_id)
-    return delivery if delivery is not None and delivery.app_id == app_id else None
-
 
 async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | None:
     """What resolving an event's endpoints needs of it; None once it is deleted."""
@@ -254,7 +119,7 @@ async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | 
     stmt = core_select(events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched).where(
         events.c.id == event_id
     )
-    row = await _first_row(session, stmt)
+    row = await first_row(session, stmt)
     return Record(**row._mapping) if row is not None else None
 
 
@@ -327,9 +192,6 @@ async def ensure_deliveries(
     return [(existing[ep.id], ep) for ep in found], after
 
 
-_ATTEMPT_TABLES = (Delivery.__table__, Endpoint.__table__, Event.__table__)
-
-
 async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
     """A delivery with its endpoint and event, in one query; None where a row is gone."""
     deliveries, endpoints, events = _ATTEMPT_TABLES
@@ -342,7 +204,7 @@ async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple
         )
         .where(deliveries.c.id == delivery_id)
     )
-    row = await _first_row(session, stmt)
+    row = await first_row(session, stmt)
     if row is None:
         return None, None, None
     values, records = tuple(row), []
@@ -457,57 +319,6 @@ async def record_attempt(
         return current
 
     return await db.write(session, statements)
-
-
-async def list_attempts(
-    session: AsyncSession, *, delivery_id: str, limit: int, after_number: int
-) -> tuple[Sequence[Attempt], int | None]:
-    stmt = (
-        select(Attempt)
-        .where(Attempt.delivery_id == delivery_id, Attempt.number > after_number)
-        .order_by(col(Attempt.number))
-        .limit(limit + 1)
-    )
-    rows = (await session.exec(stmt)).all()
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, rows[-1].number
-    return rows, None
-
-
-def delivery_filter(
-    *,
-    app_id: str | None = None,
-    endpoint_id: str | None = None,
-    statuses: Sequence[str] | None = None,
-    since: datetime | None = None,
-    up_to_delivery_id: str | None = None,
-    live_endpoints: bool = False,
-) -> list[Any]:
-    clauses: list[Any] = []
-    if live_endpoints:
-        clauses.append(col(Delivery.endpoint_id).in_(select(Endpoint.id)))
-    if app_id is not None:
-        clauses.append(Delivery.app_id == app_id)
-    if endpoint_id is not None:
-        clauses.append(Delivery.endpoint_id == endpoint_id)
-    if statuses:
-        clauses.append(col(Delivery.status).in_(statuses))
-    if since is not None:
-        clauses.append(col(Delivery.updated_at) >= since)
-    if up_to_delivery_id is not None:
-        clauses.append(col(Delivery.id) <= up_to_delivery_id)
-    return clauses
-
-
-async def count_deliveries(session: AsyncSession, *, clauses: list[Any]) -> int:
-    stmt = select(func.count()).select_from(Delivery).where(*clauses)
-    return int((await session.exec(stmt)).one())
-
-
-async def newest_delivery_id(session: AsyncSession, *, clauses: list[Any]) -> str | None:
-    stmt = select(func.max(Delivery.id)).where(*clauses)
-    return (await session.exec(stmt)).one()
 
 
 async def delivery_refs_page(
