@@ -1,11 +1,13 @@
-"""Endpoint health: an endpoint's `rate_limit`, shared by every worker."""
+"""Endpoint health: an endpoint's `rate_limit`, shared by every worker, and tenant fairness keys."""
 
 import asyncio
 from contextlib import contextmanager
 
 import httpx
 import pytest
+from temporalio.client import Client
 
+from hookline.core.ids import event_workflow_id
 from tests.harness import ApiClient, Receiver, Stack, api_client, running_stack
 
 RATE = 5
@@ -117,3 +119,18 @@ async def test_hostile_rate_limits_are_refused_and_change_nothing(
     r = await api.http.patch(url, json={"rate_limit": value})
     assert r.status_code == 422, r.text
     assert (await api.http.get(url)).json() == endpoint
+
+
+# --- fairness ------------------------------------------------------------------------------------
+
+async def test_event_workflow_carries_the_application_as_fairness_key(api: ApiClient, sqlite_stack: Stack) -> None:
+    """Temporal dispatches round-robin between fairness keys: the key must be the application."""
+    app_id = await api.create_app()
+    event = await api.publish(app_id, "order.created", {})
+    client = await Client.connect(sqlite_stack.temporal.address)
+    handle = client.get_workflow_handle(event_workflow_id(event["id"]))
+    started = None
+    async for history_event in handle.fetch_history_events():
+        started = history_event.workflow_execution_started_event_attributes
+        break
+    assert started is not None and started.priority.fairness_key == app_id
