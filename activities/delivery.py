@@ -15,7 +15,7 @@ from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
 from hookline.core.config import Settings
-from hookline.core.messages import DeliverInput, DeliverResult
+from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
 from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
 from hookline.core.signing import signature_header
 from hookline.core.version import VERSION
@@ -32,6 +32,9 @@ CHANGED_MEANWHILE = "ChangedMeanwhile"
 # The next attempt is far off: the workflow waits for it on a timer (details: the seconds),
 # so the delivery gives its fan-out window slot to others meanwhile.
 RETRY_LATER = "RetryLater"
+# Over the endpoint's rate_limit: the workflow waits on a timer, then tries again in the slot this
+# try reserved, with no attempt spent (details: the seconds to wait, the RateSlot).
+RATE_LIMITED = "RateLimited"
 
 # Waits up to this long stay with Temporal's activity retry (no history events, the slot kept);
 # longer ones become workflow timers that hold no slot.
@@ -39,6 +42,15 @@ HOLD_SLOT_UP_TO = timedelta(seconds=60)
 
 # Temporal schedules retries in whole seconds; an attempt this close to its time is due.
 DUE_TOLERANCE = timedelta(seconds=1.5)
+
+# A workflow timer and the activity after it can take about a second to come round on a loaded
+# machine: the workflow wakes up this much before its slot and the activity sleeps the rest. At
+# high rates less, so that at most RATE_LEAD_SLOTS deliveries per endpoint sleep in activities.
+RATE_LEAD_MAX_S = 1.0
+RATE_LEAD_SLOTS = 10
+# A slot missed by more than this (a worker crashed or lagged) is given up for a new one, once:
+# deliveries held up together must not reach the receiver as one burst.
+RATE_SLOT_MISSED_S = 1.0
 
 
 def retry_error(message: str, delay: timedelta, *, retryable_type: str, timer_waits: bool) -> ApplicationError:
@@ -96,7 +108,33 @@ class DeliveryActivities:
                 )
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
+            if endpoint.rate_limit is not None:
+                await self._take_rate_slot(session, endpoint, input)
             return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
+
+    async def _take_rate_slot(self, session: AsyncSession, endpoint: Record, input: DeliverInput) -> None:
+        """Return at the delivery's send slot in the endpoint's rate limit, or hand a longer wait to
+        the workflow (RateLimited) with the slot reserved, which its next try sends in."""
+        rate = endpoint.rate_limit
+        lead = min(RATE_LEAD_MAX_S, RATE_LEAD_SLOTS / rate)
+        slot = input.rate_slot
+        # A reserved slot sends one attempt: a Temporal retry of this activity is another send.
+        if slot is None or activity.info().attempt > 1:
+            slot = RateSlot(at=await self._reserve(session, endpoint))
+        elif time.time() - slot.at > RATE_SLOT_MISSED_S and not slot.renewed:
+            slot = RateSlot(at=await self._reserve(session, endpoint), renewed=True)
+        wait_s = slot.at - time.time()
+        if wait_s > lead:
+            raise ApplicationError(
+                "over the endpoint's rate_limit", wait_s - lead, slot, type=RATE_LIMITED, non_retryable=True
+            )
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+
+    async def _reserve(self, session: AsyncSession, endpoint: Record) -> float:
+        return await hot_path.reserve_rate_slot(
+            session, endpoint_id=endpoint.id, rate_limit=endpoint.rate_limit, now=time.time()
+        )
 
     async def _attempt(
         self, session: AsyncSession, delivery: Record, endpoint: Record, event: Record, input: DeliverInput

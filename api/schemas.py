@@ -117,11 +117,16 @@ class RetryIn(RetryOverride):
     model_config = ConfigDict(extra="forbid")
 
 
+# Deliveries per second to one endpoint, across every worker. Strict: "5", 5.5 and true are refused.
+RateLimit = Annotated[int, Field(strict=True, ge=1, le=10000)]
+
+
 class EndpointFields(Input):
     description: Description | None = None
     event_types: Annotated[list[EventTypeFilter], Field(max_length=100)] | None = None
     retry: RetryIn | None = None
     headers: dict[HeaderName, HeaderValue] | None = None
+    rate_limit: RateLimit | None = Field(default=None, description="deliveries per second (1–10000); null: no limit")
 
     _headers = field_validator("headers")(_check_headers)
 
@@ -155,6 +160,7 @@ class EndpointOut(BaseModel):
     retry: RetrySchedule
     # Names only: a header's value is a credential, stored encrypted and never shown.
     header_names: list[str]
+    rate_limit: int | None = None
     created_at: datetime
     updated_at: datetime
 

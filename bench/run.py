@@ -327,7 +327,11 @@ class Bench:
     def start_stack(self) -> None:
         a = self.args
         temporal = self.children.start(
-            "temporal", dev_server_command(port=self.temporal_port, ui_port=None, db_file=self.tmp / "temporal.db")
+            "temporal",
+            dev_server_command(
+                port=self.temporal_port, ui_port=None, db_file=self.tmp / "temporal.db",
+                fairness=getattr(a, "fairness", True),  # bench/fairness.py measures without it too
+            ),
         )
         receiver = self.children.start(
             "receiver", [sys.executable, str(BENCH / "receiver.py"), "--port", str(self.receiver_port)], self.python_env()

@@ -62,6 +62,15 @@ class DeliverInput(BaseModel):
     # Hand a far-off next attempt back to the workflow (RetryLater), which waits for it on a
     # timer; the event workflow always sets it.
     timer_waits: bool = False
+    # The rate-limit slot an earlier try reserved and the workflow waited for.
+    rate_slot: "RateSlot | None" = None
+
+
+class RateSlot(BaseModel):
+    """A send slot reserved in an endpoint's rate limit."""
+
+    at: float  # Unix time
+    renewed: bool = False  # it replaces a slot that was missed; missed too, it is used late
 
 
 class DeliverResult(BaseModel):
@@ -130,5 +139,6 @@ class SweepInput(BaseModel):
     reached: int = 0
 
 
+DeliverInput.model_rebuild()
 EventWorkflowInput.model_rebuild()
 HandOver.model_rebuild()

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from temporalio.client import Client, WorkflowQueryRejectedError
 from temporalio.common import (
+    Priority,
     QueryRejectCondition,
     SearchAttributePair,
     TypedSearchAttributes,
@@ -43,6 +44,10 @@ async def _start(
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(APP_ID_ATTR, app_id), SearchAttributePair(EVENT_TYPE_ATTR, event_type)]
         ),
+        # One application's backlog must not hold up another's events: with fairness on in the
+        # server (docs/operations.md), the task queues dispatch round-robin between keys, and the
+        # workflow's activities inherit its key.
+        priority=Priority(fairness_key=app_id),
         # A caller waiting on a publish should hear "unavailable" in seconds, not after minutes.
         rpc_timeout=START_RPC_TIMEOUT,
         **options,

@@ -6,7 +6,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, case, delete, func, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -212,6 +212,30 @@ async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple
         part, values = values[: len(table.c)], values[len(table.c) :]
         records.append(Record(**dict(zip(table.c.keys(), part))) if part[0] is not None else None)
     return records[0], records[1], records[2]
+
+
+async def reserve_rate_slot(session: AsyncSession, *, endpoint_id: str, rate_limit: int, now: float) -> float:
+    """Take the endpoint's next send slot; returns the Unix time it starts at (`now` or later).
+
+    GCRA in one atomic statement on the endpoint row, so every worker process shares the one
+    bucket: the slot is max(rate_next_at, now), and rate_next_at moves on by 1/rate_limit.
+    """
+    endpoints = Endpoint.__table__
+    last = func.coalesce(endpoints.c.rate_next_at, 0.0)
+    slot = case((last > now, last), else_=now)  # max(), written so SQLite and PostgreSQL agree
+
+    def statements(conn: Connection) -> float | None:
+        row = conn.execute(
+            update(endpoints)
+            .where(endpoints.c.id == endpoint_id)
+            .values(rate_next_at=slot + 1.0 / rate_limit)
+            .returning(endpoints.c.rate_next_at)
+        ).first()
+        return None if row is None else row[0]
+
+    next_at = await db.write(session, statements)
+    # A deleted endpoint has no bucket: its delivery finds that out on its next read.
+    return now if next_at is None else next_at - 1.0 / rate_limit
 
 
 async def set_endpoint_disabled(session: AsyncSession, *, endpoint_id: str, reason: str) -> None:

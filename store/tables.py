@@ -96,6 +96,10 @@ class Endpoint(SQLModel, table=True):
     retry: dict | None = Field(default=None, sa_column=Column(JSON))
     # Header values are secrets too (API keys, basic auth): sealed like the secrets.
     headers: dict | None = Field(default=None, sa_column=Column(SealedJSON()))
+    # Deliveries per second, None for no limit. `rate_next_at` is the limiter's state (GCRA): the
+    # Unix time from which the next delivery may go; each delivery moves it on by 1/rate_limit.
+    rate_limit: int | None = None
+    rate_next_at: float | None = None
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 

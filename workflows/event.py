@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from hookline.activities.delivery import DEAD_LETTERED, ENDPOINT_PAUSED, RETRY_LATER, DeliveryActivities
+    from hookline.activities.delivery import RATE_LIMITED
     from hookline.activities.bookkeeping import BookkeepingActivities
     from hookline.core.messages import (
         DeliverInput,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         HandOver,
         MarkDeliveryInput,
         PrepareReplayInput,
+        RateSlot,
         ReplayRequest,
         ResolveTargetsInput,
     )
@@ -104,6 +106,8 @@ class Delivery:
     # a first try is never cancelled, that would cut its request off mid-way, unrecorded.
     activity: workflow.ActivityHandle | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # The rate-limit slot the last try reserved; the next try sends in it, once.
+    rate_slot: RateSlot | None = None
 
 
 @workflow.defn
@@ -323,11 +327,13 @@ class EventWorkflow:
             self._move(delivery, Phase.QUEUED)
 
     def _deliver_input(self, delivery: Delivery) -> DeliverInput:
+        rate_slot, delivery.rate_slot = delivery.rate_slot, None  # a slot sends one attempt only
         return DeliverInput(
             delivery_id=delivery.target.delivery_id,
             retry=delivery.target.retry,
             timeout_s=self._input.delivery_timeout_s,
             timer_waits=True,
+            rate_slot=rate_slot,
         )
 
     def _try_timeout(self) -> timedelta:
@@ -348,7 +354,9 @@ class EventWorkflow:
             DeliveryActivities.deliver,
             self._deliver_input(delivery),
             start_to_close_timeout=self._try_timeout(),
-            retry_policy=delivery_retry_policy(delivery.target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER]),
+            retry_policy=delivery_retry_policy(
+                delivery.target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER, RATE_LIMITED]
+            ),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
 
@@ -397,6 +405,9 @@ class EventWorkflow:
         if cause.type == DEAD_LETTERED:
             return DONE
         if cause.type == RETRY_LATER:
+            return wait(timedelta(seconds=float(cause.details[0])))
+        if cause.type == RATE_LIMITED:  # over the endpoint's rate_limit: wait for the slot it reserved
+            delivery.rate_slot = RateSlot.model_validate(cause.details[1])
             return wait(timedelta(seconds=float(cause.details[0])))
         return None
 

@@ -23,7 +23,7 @@ def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
     return EndpointOut(
         id=row.id, app_id=row.app_id, url=row.url, description=row.description, event_types=row.event_types,
         status=row.status, disabled_reason=row.disabled_reason, retry=effective_schedule(row.retry, settings),
-        header_names=list(row.headers or {}), created_at=row.created_at, updated_at=row.updated_at,
+        header_names=list(row.headers or {}), rate_limit=row.rate_limit, created_at=row.created_at, updated_at=row.updated_at,
     )
 
 
@@ -60,7 +60,7 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
         id=new_id("ep"), app_id=app.id, url=url, description=body.description, event_types=body.event_types,
         secret=body.secret or generate_secret(), status="active",
         retry=body.retry.model_dump(exclude_none=True) if body.retry else None,
-        headers=body.headers, created_at=now, updated_at=now,
+        headers=body.headers, rate_limit=body.rate_limit, created_at=now, updated_at=now,
     )
     session.add(row)
     await session.commit()
@@ -93,6 +93,8 @@ async def update_endpoint(
         _check_target(changes["url"], settings)
     if "retry" in changes:
         changes["retry"] = body.retry.model_dump(exclude_none=True) if body.retry else None
+    if "rate_limit" in changes:
+        changes["rate_next_at"] = None  # the new rate counts from now, not from the old one's backlog
     new_status = changes.pop("status", None)
     if new_status == "paused" and endpoint.status == "disabled":
         raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active first")
