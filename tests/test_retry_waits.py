@@ -2,21 +2,20 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_for
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client, wait_for
 
 # The first retry is five minutes away: far beyond what a delivery may wait holding its slot.
 FAR_OFF = {"max_attempts": 3, "initial_interval_s": 300, "backoff_coefficient": 1.0, "max_interval_s": 300}
 
 
 @pytest.fixture(scope="module")
-def narrow_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from isolated_stack(temporal, work_dir, f"sqlite:///{work_dir / 'narrow-window.db'}", HOOKLINE_FANOUT_WINDOW="2")
+def narrow_stack(make_stack: StackFactory) -> Stack:
+    return make_stack("narrow-window", HOOKLINE_FANOUT_WINDOW="2")
 
 
 @pytest.fixture
