@@ -30,6 +30,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stack)
 
 
+def _only_for_stack_tests(request: pytest.FixtureRequest, what: str) -> None:
+    """Keep the fast tier fast: a test that starts `what` without the `stack` marker (through
+    request.getfixturevalue, say) fails and says why."""
+    item = getattr(request, "_pyfuncitem", None)  # the test that asked first
+    if item is not None and item.get_closest_marker("stack") is None:
+        pytest.fail(f"{item.nodeid} starts {what}: mark it @pytest.mark.stack", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def work_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="hookline-tests-") as d:
@@ -37,14 +45,16 @@ def work_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def temporal(work_dir: Path) -> Iterator[TemporalServer]:
+def temporal(work_dir: Path, request: pytest.FixtureRequest) -> Iterator[TemporalServer]:
+    _only_for_stack_tests(request, "a Temporal server")
     server = TemporalServer(work_dir).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres(work_dir: Path) -> Iterator[PostgresCluster]:
+def postgres(work_dir: Path, request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
+    _only_for_stack_tests(request, "PostgreSQL")
     cluster = PostgresCluster(work_dir).start()
     yield cluster
     cluster.stop()
