@@ -259,6 +259,7 @@ class StackFactory:
         **env: str,
     ) -> Stack:
         """A started stack; `database` is "sqlite" (a file named after the stack) or "postgres"."""
+        assert database in ("sqlite", "postgres"), database
         if database == "postgres":
             database_url = self._postgres().create_database()
         else:
