@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -186,6 +186,12 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def sqlite_file(self) -> Path:
+        """The database file of a stack on SQLite."""
+        assert self.database_url.startswith("sqlite:///"), self.database_url
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
     def start_worker(self) -> Proc:
         self.worker = Proc("worker", [sys.executable, "-m", "hookline.cli", "worker"], self.env, self.work_dir).start()
         wait_for_port(self.worker_metrics_port, 60, self.worker.proc)  # the worker's first act
@@ -226,6 +232,52 @@ def isolated_stack(temporal: TemporalServer, work_dir: Path, database_url: str, 
     """For fixtures: a stack of its own on a fresh database, with extra HOOKLINE_* settings."""
     stack = Stack(temporal=temporal, database_url=database_url, work_dir=work_dir, extra_env=env)
     yield from running_stack(stack)
+
+
+class StackFactory:
+    """Stacks of a test module's own, started on demand and all stopped at the end (the `make_stack` fixture).
+
+    `make_stack("quotas", worker=False, HOOKLINE_MAX_ENDPOINTS_PER_APP="3")` starts an API (and, by
+    default, a worker) on a fresh database with extra HOOKLINE_* settings. The shared Temporal server
+    and PostgreSQL cluster are asked for only when a stack needs them.
+    """
+
+    def __init__(
+        self, work_dir: Path, temporal: Callable[[], TemporalServer], postgres: Callable[[], PostgresCluster]
+    ) -> None:
+        self.work_dir = work_dir
+        self._temporal, self._postgres = temporal, postgres
+        self._started: list[Stack] = []
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        worker: bool = True,
+        database: str = "sqlite",
+        temporal: TemporalServer | None = None,
+        **env: str,
+    ) -> Stack:
+        """A started stack; `database` is "sqlite" (a file named after the stack) or "postgres"."""
+        assert database in ("sqlite", "postgres"), database
+        if database == "postgres":
+            database_url = self._postgres().create_database()
+        else:
+            database_url = f"sqlite:///{self.work_dir / f'{name}-{uuid.uuid4().hex[:6]}.db'}"
+        stack = Stack(
+            temporal=temporal or self._temporal(), database_url=database_url, work_dir=self.work_dir, extra_env=env
+        )
+        self._started.append(stack)
+        try:
+            stack.start() if worker else stack.start_api()
+        except BaseException:
+            print(stack.logs())
+            raise
+        return stack
+
+    def stop_all(self) -> None:
+        for stack in reversed(self._started):
+            stack.stop()
 
 
 async def api_client(stack: Stack) -> AsyncIterator[ApiClient]:
@@ -323,7 +375,17 @@ class Receiver:
 
 # --- the API, as a client sees it ----------------------------------------------------------------
 
-FAST_RETRY = {"max_attempts": 3, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+def steady_retry(max_attempts: int, every_s: float = 1) -> dict[str, Any]:
+    """An endpoint's retry schedule: `max_attempts` tries, `every_s` seconds apart (no backoff)."""
+    return {"max_attempts": max_attempts, "initial_interval_s": every_s, "backoff_coefficient": 1.0, "max_interval_s": every_s}
+
+
+# The retry schedules the tests share (1 s is the shortest interval an endpoint may have).
+FAST_RETRY = steady_retry(3)  # every endpoint's default in the tests: a failure is final within seconds
+TWO_TRIES = steady_retry(2)
+KEEPS_RETRYING = steady_retry(50)  # still retrying a minute on: a kill or a pause lands mid-retries
+SLOW_RETRY = steady_retry(5, 30)  # a retry the test would notice if it fired early
+FAR_OFF_RETRY = steady_retry(3, 600)  # beyond what a delivery waits holding its fan-out slot (a timer)
 
 
 class ApiClient:
@@ -369,6 +431,26 @@ class ApiClient:
         assert r.status_code == 200, r.text
         return r.json()["data"]
 
+    async def pages(self, url: str, limit: int = 250, **params: Any) -> list[list[dict]]:
+        """Every page of a list, following next_cursor to the end; each page's shape and size checked."""
+        pages: list[list[dict]] = []
+        cursor = None
+        while True:
+            r = await self.http.get(url, params={"limit": limit, **params, **({"cursor": cursor} if cursor else {})})
+            assert r.status_code == 200, f"GET {url} -> {r.status_code} {r.text[:300]}"
+            page = r.json()
+            assert set(page) == {"data", "next_cursor"} and len(page["data"]) <= limit, page
+            pages.append(page["data"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return pages
+            assert isinstance(cursor, str) and cursor
+            assert len(pages) < 1000, "the cursor never ends"
+
+    async def every(self, url: str, **params: Any) -> list[dict]:
+        """Every item of a list, in the list's order, across all its pages."""
+        return [item for page in await self.pages(url, **params) for item in page]
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -381,6 +463,22 @@ async def wait_until(fetch: Callable[[], Any], done: Callable[[Any], bool], time
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}"[:4000])
+        await asyncio.sleep(every)
+
+
+async def holds_for(check: Callable[[], bool | Awaitable[bool]], seconds: float, every: float = 0.1) -> None:
+    """Assert that `check` holds throughout `seconds`: the bounded wait of a "nothing (more) happens"
+    check that has no signal to wait for (nothing sent while paused, no second delivery).
+
+    Prefer waiting for a signal where one exists. This fails as soon as the check breaks.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        held = check()
+        if not (held if isinstance(held, bool) else await held):
+            raise AssertionError(f"the condition stopped holding {seconds - (deadline - time.monotonic()):.1f}s in")
+        if time.monotonic() >= deadline:
+            return
         await asyncio.sleep(every)
 
 

@@ -40,17 +40,6 @@ async def get_ok(api: ApiClient, url: str, **params: Any) -> Any:
     return r.json()
 
 
-async def list_all(api: ApiClient, url: str, **params: Any) -> list[dict]:
-    items: list[dict] = []
-    cursor = None
-    while True:
-        page = await get_ok(api, url, limit=250, **({"cursor": cursor} if cursor else {}), **params)
-        items += page["data"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
 async def newest_app(api: ApiClient) -> str | None:
     data = (await get_ok(api, "/v1/apps", limit=1))["data"]
     return data[0]["id"] if data else None
@@ -63,9 +52,9 @@ async def newest_event_type(api: ApiClient) -> str | None:
 
 async def snapshot(api: ApiClient, app_id: str) -> dict:
     """Everything the application owns, as the API reads it back (secrets included)."""
-    endpoints = await list_all(api, f"/v1/apps/{app_id}/endpoints")
-    events = await list_all(api, f"/v1/apps/{app_id}/events")
-    deliveries = await list_all(api, f"/v1/apps/{app_id}/deliveries")
+    endpoints = await api.every(f"/v1/apps/{app_id}/endpoints")
+    events = await api.every(f"/v1/apps/{app_id}/events")
+    deliveries = await api.every(f"/v1/apps/{app_id}/deliveries")
     return {
         "app": await get_ok(api, f"/v1/apps/{app_id}"),
         "endpoints": endpoints,
@@ -691,7 +680,7 @@ async def test_duplicate_event_type_is_409_and_keeps_the_original(api: ApiClient
     body = assert_error(r, 409)
     assert name in body["detail"]
     assert await get_ok(api, f"/v1/event-types/{name}") == before
-    assert [t["name"] for t in await list_all(api, "/v1/event-types")].count(name) == 1
+    assert [t["name"] for t in await api.every("/v1/event-types")].count(name) == 1
 
 
 async def test_event_type_description_too_long_is_422(api: ApiClient) -> None:

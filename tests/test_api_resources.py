@@ -37,26 +37,9 @@ def assert_recent(ts: str) -> None:
     assert abs(datetime.now(timezone.utc) - utc(ts)) < timedelta(minutes=5), ts
 
 
-async def page_through(api: ApiClient, url: str, limit: int, **params: Any) -> list[list[dict]]:
-    """Every page of a list, following next_cursor to the end."""
-    pages: list[list[dict]] = []
-    cursor = None
-    while True:
-        query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
-        page = ok(await api.http.get(url, params=query))
-        assert set(page) == {"data", "next_cursor"}
-        assert len(page["data"]) <= limit
-        pages.append(page["data"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return pages
-        assert isinstance(cursor, str) and cursor
-        assert len(pages) < 1000, "the cursor never ends"
-
-
 async def assert_global_list_pages(api: ApiClient, url: str, newest_first: list[str], key: str) -> None:
     """Apps and event types are global: the seven just made are the newest, then everything else, each once."""
-    pages = await page_through(api, url, 3)
+    pages = await api.pages(url, 3)
     assert all(len(p) == 3 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 3
     flat = [item[key] for page in pages for item in page]
     assert flat[:7] == newest_first
@@ -334,7 +317,7 @@ async def test_apps_list_pages_newest_first_exactly_once(api: ApiClient) -> None
 async def test_endpoints_list_pages_newest_first_exactly_once(api: ApiClient, receiver: Receiver, path: str) -> None:
     app_id = await api.create_app()
     ids = [(await api.create_endpoint(app_id, receiver.url(f"{path}/{i}")))["id"] for i in range(7)]
-    pages = await page_through(api, f"/v1/apps/{app_id}/endpoints", 3)
+    pages = await api.pages(f"/v1/apps/{app_id}/endpoints", 3)
     assert_pages_of_seven(pages, ids[::-1])
     assert [e["url"] for p in pages for e in p] == [receiver.url(f"{path}/{i}") for i in reversed(range(7))]
     whole = ok(await api.http.get(f"/v1/apps/{app_id}/endpoints"))
@@ -346,7 +329,7 @@ async def test_endpoints_list_pages_newest_first_exactly_once(api: ApiClient, re
 async def test_events_list_pages_newest_first_exactly_once(api: ApiClient) -> None:
     app_id = await api.create_app()
     events = [await api.publish(app_id, "order.created", {"i": i}) for i in range(7)]
-    pages = await page_through(api, f"/v1/apps/{app_id}/events", 3)
+    pages = await api.pages(f"/v1/apps/{app_id}/events", 3)
     assert_pages_of_seven(pages, [e["id"] for e in reversed(events)])
     flat = [e for p in pages for e in p]
     assert [e["data"] for e in flat] == [{"i": i} for i in reversed(range(7))]
@@ -363,7 +346,7 @@ async def test_deliveries_list_pages_newest_first_exactly_once(api: ApiClient, r
     event = await api.publish(app_id, "order.created", {"n": 1})
     done = await api.wait_event(app_id, event["id"], lambda e: len(e["deliveries"]) == 7 and all(
         d["status"] == "succeeded" for d in e["deliveries"]))
-    pages = await page_through(api, f"/v1/apps/{app_id}/deliveries", 3)
+    pages = await api.pages(f"/v1/apps/{app_id}/deliveries", 3)
     # One fan-out makes all seven within a few milliseconds: newest first is by the time-sortable id.
     assert_pages_of_seven(pages, sorted((d["id"] for d in done["deliveries"]), reverse=True))
     flat = [d for p in pages for d in p]
@@ -392,9 +375,9 @@ async def test_attempts_list_is_in_attempt_order(api: ApiClient, receiver: Recei
     assert starts == sorted(starts)
     assert all(isinstance(a["duration_ms"], int) and a["duration_ms"] >= 0 for a in attempts)
 
-    pages = await page_through(api, url, 1)
+    pages = await api.pages(url, 1)
     assert [[a["number"] for a in p] for p in pages] == [[1], [2], [3]]
-    pages = await page_through(api, url, 2)
+    pages = await api.pages(url, 2)
     assert [[a["number"] for a in p] for p in pages] == [[1, 2], [3]]
 
 
@@ -410,7 +393,7 @@ async def test_deliveries_filter_by_status_and_endpoint(api: ApiClient, receiver
     url = f"/v1/apps/{app_id}/deliveries"
 
     async def listed(**params: str) -> list[dict]:
-        return [d for p in await page_through(api, url, 250, **params) for d in p]
+        return await api.every(url, **params)
 
     everything = await listed()
     assert len(everything) == 4
@@ -429,7 +412,7 @@ async def test_deliveries_filter_by_status_and_endpoint(api: ApiClient, receiver
     assert [d["id"] for d in await listed(endpoint_id=bad["id"], status="dead_lettered")] == [d["id"] for d in dead]
     assert await listed(endpoint_id="ep_unknown") == []
     # Filters and paging together: each page filtered, every item once.
-    pages = await page_through(api, url, 1, status="dead_lettered")
+    pages = await api.pages(url, 1, status="dead_lettered")
     assert [d["id"] for p in pages for d in p] == [d["id"] for d in dead]
     # Newest first.
     assert [d["id"] for d in everything] == sorted((d["id"] for d in everything), reverse=True)

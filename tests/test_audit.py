@@ -22,15 +22,7 @@ AUDIT = "/v1/audit-log"
 
 async def entries(api: ApiClient, **params: str) -> list[dict]:
     """Every entry matching, following the cursor, newest first."""
-    found: list[dict] = []
-    cursor = None
-    while True:
-        r = await api.http.get(AUDIT, params={"limit": 250, **params, **({"cursor": cursor} if cursor else {})})
-        assert r.status_code == 200, r.text
-        found += r.json()["data"]
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return found
+    return await api.every(AUDIT, **params)
 
 
 def a_secret() -> str:
@@ -131,17 +123,9 @@ async def test_paging_and_filters(any_api: ApiClient) -> None:
     everything = await entries(api, app_id=app_id)
     assert len(everything) == 6
 
-    seen: list[dict] = []
-    cursor = None
-    while True:
-        params = {"app_id": app_id, "limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = (await api.http.get(AUDIT, params=params)).json()
-        assert len(page["data"]) <= 2
-        seen += page["data"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == everything
+    pages = await api.pages(AUDIT, 2, app_id=app_id)
+    assert [len(page) for page in pages] == [2, 2, 2]
+    assert [entry for page in pages for entry in page] == everything
 
     patches = await entries(api, app_id=app_id, action="PATCH /v1/apps/{app_id}")
     assert len(patches) == 5 and all(e["fields"] == ["name"] for e in patches)

@@ -7,14 +7,13 @@ that must stay allowed.
 
 import ipaddress
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from hookline.activities.http import ClientPool, DestinationBlocked, destination_refusal
 from hookline.core.destinations import host_refusal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client
 
 BLOCKED = {
     # IPv4 ranges
@@ -191,13 +190,8 @@ async def test_the_connect_guard_refuses_a_name_resolving_inside_and_makes_no_co
 
 
 @pytest.fixture(scope="module")
-def strict_db(work_dir: Path) -> Path:
-    return work_dir / "destinations.db"
-
-
-@pytest.fixture(scope="module")
-def strict_stack(temporal: TemporalServer, strict_db: Path) -> Iterator[Stack]:
-    yield from isolated_stack(temporal, strict_db.parent, f"sqlite:///{strict_db}", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
+def strict_stack(make_stack: StackFactory) -> Stack:
+    return make_stack("destinations", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
 
 
 @pytest.fixture
@@ -246,12 +240,12 @@ async def test_the_api_accepts_public_destinations(strict_api: ApiClient, url: s
 
 
 async def test_the_worker_records_a_blocked_attempt_and_sends_nothing(
-    strict_api: ApiClient, strict_db: Path, receiver: Receiver, path: str
+    strict_api: ApiClient, strict_stack: Stack, receiver: Receiver, path: str
 ) -> None:
     """A stored URL that points inside now (saved before this rule, or by hand) is never sent to."""
     app_id = await strict_api.create_app()
     endpoint = await strict_api.create_endpoint(app_id, "https://hooks.example.com/in")
-    with sqlite3.connect(strict_db) as db:
+    with sqlite3.connect(strict_stack.sqlite_file) as db:
         db.execute("UPDATE endpoints SET url = ? WHERE id = ?", (receiver.url(path), endpoint["id"]))
     event = await strict_api.publish(app_id, "invoice.paid", {"n": 1})
 

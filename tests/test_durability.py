@@ -27,12 +27,13 @@ import pytest
 from hookline.cli import wait_for_port
 from hookline.core.config import Settings
 from hookline.core.temporal import APP_ID_ATTR, ENDPOINT_IDS_ATTR, EVENT_TYPE_ATTR, connect_temporal
-from tests.harness import ApiClient, Proc, Receiver, Stack, TemporalServer, free_port, running_stack, wait_for, wait_until
+from tests.harness import (
+    KEEPS_RETRYING, TWO_TRIES, ApiClient, Proc, Receiver, Stack, StackFactory, TemporalServer, api_client, free_port, holds_for,
+    wait_for, wait_until,
+)
 
-# Retried for long enough that the kill lands mid-retries, quickly enough to finish fast once fixed
-# (Temporal schedules retries in whole seconds).
-RETRY = {"max_attempts": 50, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 2}
-DEV_RETRY = {"max_attempts": 50, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+# Endpoints retry with KEEPS_RETRYING: long enough that the kill lands mid-retries, quickly enough
+# to finish fast once fixed (Temporal schedules retries in whole seconds).
 LOAD = 60  # deliveries in flight when something is killed
 
 
@@ -53,21 +54,20 @@ class PersistedTemporal(TemporalServer):
 
 
 @pytest.fixture(scope="module")
-def durable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work = tmp_path_factory.mktemp("durability")
-    temporal = PersistedTemporal(work).start()
-    stack = Stack(temporal=temporal, database_url=f"sqlite:///{work / 'hookline.db'}", work_dir=work)
+def durable(make_stack: StackFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    temporal = PersistedTemporal(tmp_path_factory.mktemp("durability")).start()
     try:
-        yield from running_stack(stack)
+        stack = make_stack("durability", temporal=temporal)
+        yield stack
+        stack.stop()  # before its Temporal server goes
     finally:
         temporal.stop()
 
 
 @pytest.fixture
 async def dapi(durable: Stack) -> AsyncIterator[ApiClient]:
-    client = ApiClient(durable.url)
-    yield client
-    await client.aclose()
+    async for client in api_client(durable):
+        yield client
 
 
 @contextmanager
@@ -88,15 +88,7 @@ class Rows(list):
 
 
 async def listing(api: ApiClient, url: str) -> Rows:
-    rows, cursor = Rows(), None
-    while True:
-        r = await api.http.get(url, params={"limit": 250, **({"cursor": cursor} if cursor else {})})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        rows += body["data"]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return rows
+    return Rows(await api.every(url))
 
 
 def deliveries(api: ApiClient, app_id: str) -> Callable[[], Any]:
@@ -107,7 +99,7 @@ async def failing_load(api: ApiClient, receiver: Receiver, path: str) -> tuple[s
     """LOAD events to an endpoint answering 503, each retried a few times already."""
     receiver.set(path, 503)
     app_id = await api.create_app("durability")
-    await api.create_endpoint(app_id, receiver.url(path), retry=RETRY)
+    await api.create_endpoint(app_id, receiver.url(path), retry=KEEPS_RETRYING)
     ids = [(await api.publish(app_id, "order.created", {"n": i}))["id"] for i in range(LOAD)]
     await wait_until(
         deliveries(api, app_id),
@@ -146,7 +138,7 @@ async def test_worker_killed_mid_retries_loses_nothing(dapi: ApiClient, durable:
 
         old.kill()  # kill -9, mid-retries: attempts in flight, retry timers pending
         killed_at = time.time()
-        time.sleep(3)  # retries fall due with no worker to run them
+        await asyncio.sleep(3)  # retries fall due with no worker to run them
         new_worker = durable.start_worker()
         started_at = time.time()
         # Nothing sent while no worker ran: the killed one was the only sender.
@@ -184,9 +176,9 @@ async def test_temporal_killed_mid_retries_loses_nothing(dapi: ApiClient, durabl
             assert r.status_code == 503, r.text
             after = (await dapi.http.get(endpoint_url)).json()
             assert (after["status"], after["url"]) == ("active", endpoint["url"])
-            time.sleep(2)
-            assert durable.worker is not None and durable.worker.proc is not None
-            assert durable.worker.proc.poll() is None, "the worker exited while Temporal was down"
+            worker = durable.worker
+            assert worker is not None and worker.proc is not None
+            await holds_for(lambda: worker.proc.poll() is None, 2)  # the worker does not exit while Temporal is down
             assert durable.api is not None and durable.api.proc is not None and durable.api.proc.poll() is None
         finally:
             if temporal.proc is not None and temporal.proc.proc is not None and temporal.proc.proc.poll() is not None:
@@ -203,7 +195,7 @@ async def test_temporal_killed_mid_retries_loses_nothing(dapi: ApiClient, durabl
             assert r.status_code == 503 and r.json()["detail"], r.text
             refused_markers.add(marker)
             assert time.monotonic() < deadline, f"publishing still refused after Temporal came back: {r.text}"
-            time.sleep(1)
+            await asyncio.sleep(1)
         for i in range(3):
             ids.append((await dapi.publish(app_id, "order.created", {"after": i}))["id"])
 
@@ -225,8 +217,7 @@ async def test_hanging_receiver_costs_one_timeout_per_attempt_and_delays_no_one_
     slow, fast = f"{path}/slow", f"{path}/fast"
     receiver.set(slow, 200, delay=5)  # the stack's HOOKLINE_DELIVERY_TIMEOUT_S is 2
     app_id = await dapi.create_app("hanging")
-    retry = {"max_attempts": 2, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
-    await dapi.create_endpoint(app_id, receiver.url(slow), event_types=["order.slow"], retry=retry)
+    await dapi.create_endpoint(app_id, receiver.url(slow), event_types=["order.slow"], retry=TWO_TRIES)
     await dapi.create_endpoint(app_id, receiver.url(fast), event_types=["order.fast"])
     with logs_on_failure(durable.logs):
         stuck = await dapi.publish(app_id, "order.slow", {"hang": True})
@@ -312,16 +303,13 @@ class DevRun:
         self.proc: subprocess.Popen | None = None
         self.children: dict[int, str] = {}
 
-    def start(self) -> DevRun:
+    async def start(self) -> DevRun:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.cmd, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_for_port(self.api_port, 90, self.proc)
-        deadline = time.monotonic() + 15
-        while "Hookline is running" not in self.output():
-            assert time.monotonic() < deadline, f"no banner printed:\n{self.output()}"
-            time.sleep(0.1)
+        await asyncio.to_thread(wait_for_port, self.api_port, 90, self.proc)
+        await wait_for(lambda: "Hookline is running" in self.output(), timeout=15)
         self.children = _children(self.proc.pid)
         return self
 
@@ -350,6 +338,7 @@ class DevRun:
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.stack  # `hookline dev` starts its own Temporal server, workers and API
 @pytest.mark.timeout(200)
 async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
     tmp_path: Path, receiver: Receiver, path: str
@@ -359,16 +348,16 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
     ports = {"api": api_port, "temporal": temporal_port, "web ui": ui_port}
     runs: list[DevRun] = []
 
-    def run() -> DevRun:
+    async def run() -> DevRun:
         runs.append(DevRun(data_dir, api_port, temporal_port, ui_port, tmp_path))
-        return runs[-1].start()
+        return await runs[-1].start()
 
     def outputs() -> str:
         return "\n".join(f"--- hookline dev #{i + 1} ---\n{r.output()[-8000:]}" for i, r in enumerate(runs))
 
     try:
         with logs_on_failure(outputs, lambda: (data_dir / "temporal.log").read_text(errors="replace")[-4000:]):
-            first = run()
+            first = await run()
             token = (data_dir / "admin-token").read_text().strip()
             assert token.startswith("hl_") and (data_dir / "admin-token").stat().st_mode & 0o077 == 0
             banner = first.output()
@@ -386,7 +375,7 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
                 assert (await api.http.get("/docs")).status_code == 200
                 receiver.set(path, 503)
                 app_id = await api.create_app("dev")
-                endpoint = await api.create_endpoint(app_id, receiver.url(path), retry=DEV_RETRY)
+                endpoint = await api.create_endpoint(app_id, receiver.url(path), retry=KEEPS_RETRYING)
                 event = await api.publish(app_id, "order.created", {"dev": True})
                 await api.wait_event(
                     app_id, event["id"], lambda e: bool(e["deliveries"]) and e["deliveries"][0]["attempts"] >= 1, timeout=30
@@ -412,7 +401,7 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
                 assert not {pid: c for pid, c in first.children.items() if _alive(pid, c)}, "children left running"
 
                 # Started again on the same data dir: the unfinished delivery completes.
-                run()
+                await run()
                 assert (data_dir / "admin-token").read_text().strip() == token
                 fixed_at = time.time()
                 receiver.set(path, 200)

@@ -37,8 +37,11 @@ from hookline.core.messages import (
 from hookline.core.retry import RetrySchedule
 from hookline.core.temporal import ENDPOINT_IDS_ATTR
 from hookline.workflows.event import EventWorkflow
+from tests.harness import FAST_RETRY
 
-RETRY = RetrySchedule(max_attempts=3, initial_interval_s=1, backoff_coefficient=1.0, max_interval_s=1)
+RETRY = RetrySchedule(**FAST_RETRY)
+# A Temporal dev server of the module's own (no shared fixture shows it): the stack tier.
+pytestmark = pytest.mark.stack
 SHORT = timedelta(milliseconds=200)
 
 

@@ -12,22 +12,18 @@ import pytest
 
 from hookline.core.config import Settings
 from hookline.core.temporal import ENDPOINT_IDS_ATTR, connect_temporal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, running_stack, wait_for
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, TemporalServer, api_client, steady_retry, wait_for
 
-RETRY = {"max_attempts": 6, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
+RETRY = steady_retry(6)
 
 
 @pytest.fixture(scope="module")
-def short_history_stack(work_dir: Path) -> Iterator[Stack]:
+def short_history_stack(make_stack: StackFactory, work_dir: Path) -> Iterator[Stack]:
     temporal = TemporalServer(work_dir, dynamic_config={"limit.historyCount.suggestContinueAsNew": "60"}).start()
-    stack = Stack(
-        temporal=temporal,
-        database_url=f"sqlite:///{work_dir / 'long-history.db'}",
-        work_dir=work_dir,
-        extra_env={"HOOKLINE_FANOUT_WINDOW": "4"},
-    )
     try:
-        yield from running_stack(stack)
+        stack = make_stack("long-history", temporal=temporal, HOOKLINE_FANOUT_WINDOW="4")
+        yield stack
+        stack.stop()  # before its Temporal server goes
     finally:
         temporal.stop()
 

@@ -14,9 +14,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from hookline.core.config import Settings
 from hookline.core.temporal import connect_temporal
 from hookline.producer import Producer
-from tests.harness import ApiClient, Receiver, Stack, wait_for, wait_until
-
-SLOW_RETRY = {"max_attempts": 5, "initial_interval_s": 30, "backoff_coefficient": 1.0, "max_interval_s": 30}
+from tests.harness import (
+    FAR_OFF_RETRY, KEEPS_RETRYING, SLOW_RETRY, ApiClient, Receiver, Stack, holds_for, wait_for, wait_until,
+)
 
 
 def statuses(event: dict) -> list[str]:
@@ -121,8 +121,7 @@ async def test_pause_holds_everything_and_resume_sends_it_promptly(api: ApiClien
     held = [await api.publish(app_id, "invoice.paid", {"n": i}) for i in range(25)]
     for e in held[:3] + held[-3:]:
         await api.wait_event(app_id, e["id"], lambda e: statuses(e) == ["paused"])
-    await asyncio.sleep(2)
-    assert len(receiver.at(path)) == 1  # nothing reached the endpoint while paused
+    await holds_for(lambda: len(receiver.at(path)) == 1, 2)  # nothing reaches the endpoint while paused
     [delivery] = (await api.event(app_id, caught["id"]))["deliveries"]
     assert delivery["attempts"] == 1  # and no attempt was burned
 
@@ -183,9 +182,11 @@ async def test_410_gone_disables_the_endpoint_until_reenabled(api: ApiClient, re
     assert (await api.http.get(base)).json() == got  # a refused request changes nothing
 
     later = await api.publish(app_id, "invoice.paid", {})
-    await asyncio.sleep(1.5)
-    assert (await api.event(app_id, later["id"]))["deliveries"] == []
-    assert len(receiver.at(path)) == 1
+
+    async def nothing_for_the_disabled_endpoint() -> bool:
+        return (await api.event(app_id, later["id"]))["deliveries"] == [] and len(receiver.at(path)) == 1
+
+    await holds_for(nothing_for_the_disabled_endpoint, 1.5)
 
     receiver.set(path, 200)
     assert (await api.http.patch(base, json={"status": "active"})).json()["status"] == "active"
@@ -257,11 +258,7 @@ async def test_producer_publishes_without_http_and_shares_idempotency(
     assert via_http["id"] == event.id
     done = await api.wait_event(app_id, event.id)
     assert statuses(done) == ["succeeded"]
-    await asyncio.sleep(0.5)
-    assert [json.loads(h.body)["data"] for h in receiver.at(path)] == [{"from": "producer"}]
-
-
-FAR_OFF_RETRY = {"max_attempts": 3, "initial_interval_s": 600, "backoff_coefficient": 1.0, "max_interval_s": 600}
+    await holds_for(lambda: [json.loads(h.body)["data"] for h in receiver.at(path)] == [{"from": "producer"}], 1)
 
 
 @pytest.mark.parametrize("held", ["paused", "waiting_retry"])
@@ -308,8 +305,7 @@ async def test_replay_leaves_out_deliveries_to_deleted_endpoints(api: ApiClient,
     assert r.status_code == 202 and r.json() == {"replayed": 1}, r.text
 
     await wait_for(lambda: len(receiver.at(path + "/kept")) == 2)
-    await asyncio.sleep(0.5)
-    assert len(receiver.at(path + "/gone")) == 1
+    await holds_for(lambda: len(receiver.at(path + "/gone")) == 1, 1)
     after = await api.event(app_id, event["id"])
     assert next(d for d in after["deliveries"] if d["endpoint_id"] == gone["id"]) == gone_delivery
     assert kept["id"] in {d["endpoint_id"] for d in after["deliveries"]}
@@ -350,8 +346,7 @@ async def test_live_read_asks_the_workflow_what_each_open_delivery_is_doing(
     api: ApiClient, receiver: Receiver, path: str
 ) -> None:
     app_id = await api.create_app()
-    quick_retry = {"max_attempts": 20, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
-    slow = await api.create_endpoint(app_id, receiver.url(path + "/slow"), retry=quick_retry)
+    slow = await api.create_endpoint(app_id, receiver.url(path + "/slow"), retry=KEEPS_RETRYING)
     waiting = await api.create_endpoint(app_id, receiver.url(path + "/waiting"), retry=FAR_OFF_RETRY)
     held = await api.create_endpoint(app_id, receiver.url(path + "/held"))
     done = await api.create_endpoint(app_id, receiver.url(path + "/done"))

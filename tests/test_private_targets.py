@@ -1,19 +1,18 @@
 """Production refuses endpoints on loopback and private networks (HOOKLINE_ALLOW_PRIVATE_TARGETS=false)."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpcore
 import pytest
 
 from hookline.activities.http import ClientPool, DestinationBlocked, PublicOnlyBackend, destination_refusal
-from tests.harness import ApiClient, Stack, TemporalServer, api_client, isolated_stack
+from tests.harness import ApiClient, Stack, StackFactory, api_client
 
 
 @pytest.fixture(scope="module")
-def strict_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from isolated_stack(temporal, work_dir, f"sqlite:///{work_dir / 'strict.db'}", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
+def strict_stack(make_stack: StackFactory) -> Stack:
+    return make_stack("strict", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
 
 
 @pytest.fixture

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import ValidationError
 
 from hookline.core.config import Settings
-from tests.harness import ApiClient, Stack, TemporalServer, api_client, running_stack
+from tests.harness import ApiClient, Stack, StackFactory, api_client
 
 LIMIT = 3
 
 
 @pytest.fixture(scope="module")
-def quota_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+def quota_stack(make_stack: StackFactory) -> Stack:
     """An API of its own (no worker: nothing is delivered here) with a small quota."""
-    stack = Stack(
-        temporal=temporal, database_url=f"sqlite:///{work_dir / 'quotas.db'}", work_dir=work_dir,
-        extra_env={"HOOKLINE_MAX_ENDPOINTS_PER_APP": str(LIMIT)},
-    )
-    yield from running_stack(stack, worker=False)
+    return make_stack("quotas", worker=False, HOOKLINE_MAX_ENDPOINTS_PER_APP=str(LIMIT))
 
 
 @pytest.fixture

@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from hookline.api.auth import request_budget
 from hookline.core.config import Settings
-from tests.harness import TOKEN, ApiClient, Stack, TemporalServer, api_client, running_stack
+from tests.harness import TOKEN, ApiClient, Stack, StackFactory, api_client
 
 # Bursts of 6, refilled over 3 s: wide enough that a loaded test machine still sends a burst inside it.
 PER_S, BURST, FAILURES_PER_MIN = 2, 6, 3
 
 
 @pytest.fixture(scope="module")
-def limited_stack(temporal: TemporalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    work_dir: Path = tmp_path_factory.mktemp("limits")
-    stack = Stack(
-        temporal=temporal, database_url=f"sqlite:///{work_dir / 'hookline.db'}", work_dir=work_dir,
-        extra_env={
-            "HOOKLINE_API_RATE_LIMIT_PER_S": str(PER_S),
-            "HOOKLINE_API_RATE_LIMIT_BURST": str(BURST),
-            "HOOKLINE_AUTH_FAILURES_PER_MIN": str(FAILURES_PER_MIN),
-        },
+def limited_stack(make_stack: StackFactory) -> Stack:
+    return make_stack(
+        "limits", worker=False,
+        HOOKLINE_API_RATE_LIMIT_PER_S=str(PER_S),
+        HOOKLINE_API_RATE_LIMIT_BURST=str(BURST),
+        HOOKLINE_AUTH_FAILURES_PER_MIN=str(FAILURES_PER_MIN),
     )
-    yield from running_stack(stack, worker=False)
 
 
 @pytest.fixture

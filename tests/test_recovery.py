@@ -1,12 +1,11 @@
 """A publish that recorded its event and died before starting the fan-out is finished by the worker."""
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from temporalio.client import ScheduleHandle
 
 from hookline.activities.recovery import STRAGGLER_AGE
 from hookline.core.config import Settings
@@ -15,18 +14,16 @@ from hookline.services.recovery import recovery_schedule_id
 from hookline.store import hot_path
 from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.tables import Event, utcnow
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client, holds_for, wait_until
 
 RECOVERY_S = 1
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def recovering_stack(request: pytest.FixtureRequest, temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{work_dir / 'recovery.db'}"
-    else:
-        database_url = request.getfixturevalue("postgres").create_database()
-    yield from isolated_stack(temporal, work_dir, database_url, HOOKLINE_DISPATCH_RECOVERY_S=str(RECOVERY_S))
+def recovering_stack(request: pytest.FixtureRequest, make_stack: StackFactory) -> Iterator[Stack]:
+    stack = make_stack("recovery", database=request.param, HOOKLINE_DISPATCH_RECOVERY_S=str(RECOVERY_S))
+    yield stack
+    stack.stop()  # now, not with the module: the next database's stack takes over
 
 
 @pytest.fixture
@@ -71,8 +68,12 @@ async def test_an_event_recorded_but_never_started_is_delivered_once(
     # The producer retrying with its key gets the same event; nothing goes out twice.
     again = await api.publish(app_id, "order.created", {"stranded": True}, key="k-1")
     assert again["id"] == event_id
-    await asyncio.sleep(3 * RECOVERY_S)  # room for more recovery runs to (wrongly) start it again
-    assert len(receiver.at(path)) == 1
+    # More recovery runs come and go (one starts only when the one before it is done), and
+    # none of them starts the event again.
+    schedule = await recovery_schedule(recovering_stack)
+    runs = (await schedule.describe()).info.num_actions
+    await wait_until(schedule.describe, lambda d: d.info.num_actions >= runs + 3, timeout=30)
+    await holds_for(lambda: len(receiver.at(path)) == 1, 1)
     assert (await api.event(app_id, recent_id))["deliveries"] == []
 
 
@@ -99,11 +100,15 @@ async def test_a_published_event_is_marked_dispatched_by_its_workflow(
     await wait_until(dispatched, lambda marks: all(marks.values()), timeout=10)
 
 
+async def recovery_schedule(stack: Stack) -> ScheduleHandle:
+    settings = Settings(temporal_address=stack.temporal.address, task_queue=stack.task_queue)
+    return (await connect_temporal(settings)).get_schedule_handle(recovery_schedule_id(settings))
+
+
 async def test_the_recovery_runs_on_a_temporal_schedule(recovering_stack: Stack) -> None:
     """Visible, and pausable, in the Web UI's Schedules."""
     settings = Settings(temporal_address=recovering_stack.temporal.address, task_queue=recovering_stack.task_queue)
-    client = await connect_temporal(settings)
-    handle = client.get_schedule_handle(recovery_schedule_id(settings))
+    handle = await recovery_schedule(recovering_stack)
     [interval] = (await handle.describe()).schedule.spec.intervals
     assert interval.every.total_seconds() == RECOVERY_S
     runs = await wait_until(handle.describe, lambda d: d.info.num_actions >= 2, timeout=15)

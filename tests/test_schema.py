@@ -10,7 +10,7 @@ from hookline.store.db import create_schema, dispose, make_engine
 from tests.harness import PostgresCluster
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.stack)])
 async def test_an_index_added_since_the_database_was_created_is_added_on_start(
     database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,8 @@ from tests.harness import (
     PostgresCluster,
     Receiver,
     Stack,
-    TemporalServer,
+    StackFactory,
     api_client,
-    running_stack,
 )
 
 # --- the keys ------------------------------------------------------------------------------------
@@ -122,6 +121,8 @@ def _bare_env(**extra: str) -> dict[str, str]:
     return {**env, "HOOKLINE_ADMIN_TOKEN": TOKEN, **extra}
 
 
+# These start the program as a user does, one process each: the stack tier.
+@pytest.mark.stack
 @pytest.mark.parametrize("command", ["api", "worker", "rekey"])
 @pytest.mark.parametrize("env", ["production", "development"])
 def test_no_process_starts_without_a_key(command: str, env: str, tmp_path: Path) -> None:
@@ -134,6 +135,7 @@ def test_no_process_starts_without_a_key(command: str, env: str, tmp_path: Path)
     assert not (tmp_path / "hookline.db").exists()  # stopped before touching anything
 
 
+@pytest.mark.stack
 def test_a_malformed_key_stops_the_api_with_its_name() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hookline.cli", "api"], env=_bare_env(HOOKLINE_ENCRYPTION_KEY="hunter2-not-a-key"),
@@ -164,7 +166,7 @@ def _needles(*secrets: str, header_value: str) -> list[bytes]:
 
 
 def _sqlite_files(stack: Stack) -> list[Path]:
-    db = Path(stack.database_url.removeprefix("sqlite:///"))
+    db = stack.sqlite_file
     return [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
 
 
@@ -265,13 +267,9 @@ async def test_credentials_in_a_url_are_refused(api: ApiClient, receiver: Receiv
 
 
 @pytest.fixture(scope="module")
-def production_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+def production_stack(make_stack: StackFactory) -> Stack:
     """The API as production runs it (registration only: nothing is delivered)."""
-    stack = Stack(
-        temporal=temporal, database_url=f"sqlite:///{work_dir / 'production.db'}", work_dir=work_dir,
-        extra_env={"HOOKLINE_ENV": "production", "HOOKLINE_ALLOW_PRIVATE_TARGETS": "false"},
-    )
-    yield from running_stack(stack, worker=False)
+    return make_stack("production", worker=False, HOOKLINE_ENV="production", HOOKLINE_ALLOW_PRIVATE_TARGETS="false")
 
 
 @pytest.fixture
@@ -333,15 +331,12 @@ def _rekey(stack: Stack) -> str:
 
 
 async def test_clear_rows_still_deliver_and_rekey_moves_everything_to_the_new_key(
-    temporal: TemporalServer, work_dir: Path, receiver: Receiver, path: str
+    make_stack: StackFactory, receiver: Receiver, path: str
 ) -> None:
-    stack = Stack(
-        temporal=temporal, database_url=f"sqlite:///{work_dir / f'rekey-{uuid.uuid4().hex[:6]}.db'}", work_dir=work_dir
-    )
+    stack = make_stack("rekey")
     old_key, new_key = ENCRYPTION_KEY, crypto.generate_key()
     legacy_secret, legacy_value = generate_secret(), "legacy-" + uuid.uuid4().hex
     try:
-        stack.start()
         async for api in api_client(stack):
             app_id = await api.create_app()
             sealed_ep = await api.create_endpoint(app_id, receiver.url(path + "/sealed"), headers={"X-Key": "k-sealed"})
@@ -385,5 +380,3 @@ async def test_clear_rows_still_deliver_and_rekey_moves_everything_to_the_new_ke
     except BaseException:
         print(stack.logs())
         raise
-    finally:
-        stack.stop()

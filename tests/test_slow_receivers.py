@@ -1,22 +1,19 @@
 """A receiver that takes its time, within the attempt deadline, is waited for; the event stays readable meanwhile."""
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_for
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client, wait_for
 
 DEADLINE_S = 13
 SLOW_S = 10  # longer than httpx's own 5 s default timeout, and than the 8 s after which a worker renews a workflow task
 
 
 @pytest.fixture(scope="module")
-def patient_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
-    yield from isolated_stack(
-        temporal, work_dir, f"sqlite:///{work_dir / 'patient.db'}", HOOKLINE_DELIVERY_TIMEOUT_S=str(DEADLINE_S)
-    )
+def patient_stack(make_stack: StackFactory) -> Stack:
+    return make_stack("patient", HOOKLINE_DELIVERY_TIMEOUT_S=str(DEADLINE_S))
 
 
 @pytest.fixture

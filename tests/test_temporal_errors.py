@@ -1,23 +1,16 @@
 """Temporal refusing a call (here: a namespace that does not exist) is a 502, not "try again"."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.harness import ApiClient, Stack, TemporalServer, api_client, running_stack
+from tests.harness import ApiClient, Stack, StackFactory, api_client
 
 
 @pytest.fixture(scope="module")
-def misconfigured_api(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+def misconfigured_api(make_stack: StackFactory) -> Stack:
     """An API pointed at a namespace the server does not have; no worker could run there either."""
-    stack = Stack(
-        temporal=temporal,
-        database_url=f"sqlite:///{work_dir / 'no-namespace.db'}",
-        work_dir=work_dir,
-        extra_env={"HOOKLINE_TEMPORAL_NAMESPACE": "hookline-no-such-namespace"},
-    )
-    yield from running_stack(stack, worker=False)
+    return make_stack("no-namespace", worker=False, HOOKLINE_TEMPORAL_NAMESPACE="hookline-no-such-namespace")
 
 
 @pytest.fixture

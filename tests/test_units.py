@@ -13,6 +13,7 @@ from hookline.core.event_types import is_valid_filter, subscribed
 from hookline.core.retry import RetrySchedule, default_schedule, effective_schedule
 from hookline.core.signing import generate_secret, is_valid_secret, signature_header
 from hookline.core.destinations import is_private_address
+from tests.harness import FAST_RETRY
 
 
 def test_default_schedule_spans_more_than_a_day() -> None:
@@ -95,7 +96,26 @@ def test_retry_after_seconds_and_dates() -> None:
     assert retry_after_seconds(resp("soon"), now) is None
     assert retry_after_seconds(resp(None), now) is None
     assert retry_after_seconds(resp("-5"), now) is None
-    assert now + timedelta(seconds=1) > now
+
+
+def test_the_schedule_backs_off_up_to_its_cap() -> None:
+    schedule = RetrySchedule(max_attempts=6, initial_interval_s=5, backoff_coefficient=3, max_interval_s=60)
+    assert [schedule.delay_after(n) for n in range(1, 6)] == [5, 15, 45, 60, 60]
+    assert schedule.total_span_s() == 5 + 15 + 45 + 60 + 60  # the waits between six attempts
+    steady = RetrySchedule(**FAST_RETRY)
+    assert [steady.delay_after(n) for n in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_a_wait_beyond_the_slot_hold_becomes_a_workflow_timer_only_when_asked() -> None:
+    from hookline.activities.delivery import HOLD_SLOT_UP_TO, RETRY_LATER, retry_error
+
+    near = retry_error("HTTP 500", HOLD_SLOT_UP_TO, retryable_type="AttemptFailed", timer_waits=True)
+    assert (near.type, near.non_retryable, near.next_retry_delay) == ("AttemptFailed", False, HOLD_SLOT_UP_TO)
+    far_delay = HOLD_SLOT_UP_TO + timedelta(seconds=1)
+    far = retry_error("HTTP 500", far_delay, retryable_type="AttemptFailed", timer_waits=True)
+    assert (far.type, far.non_retryable, list(far.details)) == (RETRY_LATER, True, [far_delay.total_seconds()])
+    held = retry_error("HTTP 500", far_delay, retryable_type="NotYetDue", timer_waits=False)
+    assert (held.type, held.next_retry_delay) == ("NotYetDue", far_delay)
 
 
 @pytest.mark.parametrize(
