@@ -7,9 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.config import Settings
@@ -98,26 +96,3 @@ async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
-def _create_missing(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn)
-    # create_all skips tables that exist, with their indexes: an index added since a database was
-    # created is added here.
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and indexes (idempotent); migrations can take over from this later."""
-    for attempt in range(3):
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_create_missing)
-            return
-        except DBAPIError:
-            # The API and the worker may both start on an empty database at once.
-            if attempt == 2:
-                raise
-            await asyncio.sleep(0.5)

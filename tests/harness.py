@@ -157,6 +157,7 @@ class Stack:
     worker_metrics_port: int = field(default_factory=free_port)
     worker: Proc | None = None
     api: Proc | None = None
+    migrated: bool = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -186,18 +187,28 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
+    def migrate(self) -> None:
+        """`hookline migrate`, as a deployment runs it before starting the processes (once per stack)."""
+        if not self.migrated:
+            cmd = [sys.executable, "-m", "hookline.cli", "migrate"]
+            result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+            self.migrated = True
+
     def start_worker(self) -> Proc:
+        self.migrate()
         self.worker = Proc("worker", [sys.executable, "-m", "hookline.cli", "worker"], self.env, self.work_dir).start()
         wait_for_port(self.worker_metrics_port, 60, self.worker.proc)  # the worker's first act
         return self.worker
 
     def start_api(self) -> Proc:
+        self.migrate()
         self.api = Proc("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], self.env, self.work_dir).start()
         wait_for_port(self.api_port, 60, self.api.proc)
         return self.api
 
     def start(self) -> Stack:
-        self.start_api()  # creates the schema before the worker touches it
+        self.start_api()
         self.start_worker()
         return self
 
