@@ -34,7 +34,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings)
     await ensure_current(engine)  # `hookline migrate` changes the schema, never a worker
     sessions = make_sessionmaker(engine)
-    http = ClientPool(public_only=not settings.allow_private_targets)
+    proxy = settings.egress_proxy.get_secret_value() if settings.egress_proxy is not None else None
+    http = ClientPool(public_only=not settings.allow_private_targets, proxy=proxy)
     client = await connect_temporal(settings, wait_s=120)
     delivery = DeliveryActivities(sessions, http, settings)
     records = BookkeepingActivities(sessions, settings)

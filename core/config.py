@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,20 @@ class Settings(BaseSettings):
     # Above what one tenant plausibly needs (the scale tests use 2,100), far below what would
     # make every event's fan-out a burden: a runaway script stops here with a 409.
     max_endpoints_per_app: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    # A forward proxy every delivery goes through (CONNECT), so receivers can allowlist its fixed
+    # addresses; http://[user:password@]host:port. Secret: it may hold the proxy's credentials.
+    egress_proxy: SecretStr | None = None
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = urlsplit(value.get_secret_value())
+            if url.scheme != "http" or not url.hostname or url.path not in ("", "/") or url.query or url.fragment:
+                raise ValueError("must be an http:// URL of a proxy: http://[user:password@]host:port")
+            url.port  # noqa: B018  (raises on a port out of range)
+        return value
 
     @property
     def effective_database_url(self) -> str:
