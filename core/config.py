@@ -1,5 +1,6 @@
 """Every setting of Hookline, read once from `HOOKLINE_*` environment variables."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -88,6 +89,21 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=16, le=1000)
     header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     max_connections: int | None = Field(default=1000, ge=1)
+
+    # Proxies (addresses or networks, comma-separated, or *) whose X-Forwarded-For and
+    # X-Forwarded-Proto the API believes; empty: none, the connection's own address counts.
+    forwarded_allow_ips: str = ""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item)  # strict, as uvicorn reads it: 10.0.0.1/8 is an error here
+                except ValueError:
+                    raise ValueError("must be comma-separated IP addresses or networks (CIDR), or *") from None
+        return value
 
     # Request budgets of the API, per credential and per API process (api/auth.py); 0 turns them off.
     api_rate_limit_per_s: int = Field(default=100, ge=0, le=1_000_000)
