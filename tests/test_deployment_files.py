@@ -145,3 +145,16 @@ def test_the_build_context_keeps_what_the_image_needs() -> None:
     for needed in ("pyproject.toml", "README.md", "core", "store", "api", "cli.py"):
         assert needed not in ignored
     assert ".env" in ignored and ".git" in ignored  # no secrets or history in the image
+
+
+@pytest.mark.parametrize("value", ["nginx.internal", "10.0.0.1/8", "127.0.0.1;rm -rf /", "300.1.1.1"])
+def test_a_malformed_trusted_proxy_list_stops_the_api_with_its_name(value: str, tmp_path: Path) -> None:
+    """HOOKLINE_FORWARDED_ALLOW_IPS, which the gateway setup asks for: a typo must not trust the wrong clients."""
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "HOOKLINE_DATA_DIR": str(tmp_path), "HOOKLINE_FORWARDED_ALLOW_IPS": value}
+    result = subprocess.run([sys.executable, "-m", "hookline.cli", "api"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "forwarded_allow_ips" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "hookline.db").exists()
