@@ -10,8 +10,7 @@ import os
 import re
 import shutil
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hookline.cli import wait_for_port
-from tests.harness import TOKEN, Proc, Receiver, Stack, TemporalServer, free_port, running_stack, wait_until
+from tests.harness import TOKEN, Proc, Receiver, Stack, TemporalServer, free_port, wait_until
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "hookline.conf.template"
@@ -204,3 +203,16 @@ async def test_one_upstream_killed_requests_are_still_served(gateway: Gateway) -
         assert statuses == [200] * BURST and r.status_code == 201
     finally:
         second.start_api()  # for any test that runs after this one
+
+
+async def test_an_api_ignores_x_forwarded_for_from_a_client_it_does_not_trust(gateway: Gateway) -> None:
+    """Straight to an API process from 127.0.0.4 (not in HOOKLINE_FORWARDED_ALLOW_IPS): a new made-up
+    X-Forwarded-For on every request does not give a fresh failed-login count."""
+    api = gateway.apis[0]
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.4")
+    async with httpx.AsyncClient(base_url=api.url, transport=transport, headers={"authorization": "Bearer wrong"}, timeout=30) as direct:
+        statuses = [
+            (await direct.get("/v1/apps", headers={"x-forwarded-for": f"203.0.113.{n}"})).status_code
+            for n in range(AUTH_FAILURES_PER_MIN + 1)
+        ]
+    assert statuses == [401] * AUTH_FAILURES_PER_MIN + [429]
