@@ -1,4 +1,4 @@
-"""`hookline dev | api | worker | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
+"""`hookline dev | api | worker | migrate | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
 
 import asyncio
 import os
@@ -121,6 +121,35 @@ def _install_keys(settings: Settings, process: str) -> None:
     crypto.install(crypto.Keyring(settings.encryption_key.get_secret_value()))
 
 
+def _require_current_schema(settings: Settings, process: str) -> None:
+    """The API and the workers run on the schema `hookline migrate` made, and never change it themselves."""
+    from sqlalchemy.exc import OperationalError
+
+    from hookline.store.schema import SchemaNotCurrent, check
+
+    try:
+        check(settings.effective_database_url)
+    except SchemaNotCurrent as exc:
+        typer.echo(f"the {process} refuses to start: {exc}", err=True)
+        raise typer.Exit(2)
+    except OperationalError as exc:
+        # The exception's text may hold the URL, and the URL a password: name the failure only.
+        typer.echo(f"the {process} could not reach the database (HOOKLINE_DATABASE_URL): {type(exc.orig).__name__}", err=True)
+        raise typer.Exit(1)
+
+
+def _migrate(settings: Settings) -> None:
+    from hookline.store.schema import migrate as upgrade
+
+    if settings.effective_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before, after = upgrade(settings.effective_database_url)
+    if before == after:
+        typer.echo(f"the database schema is current (revision {after}); nothing to do")
+    else:
+        typer.echo(f"the database schema was migrated from {before or 'nothing (or a schema from before migrations)'} to revision {after}")
+
+
 def _die_with_parent() -> None:
     """In the child: ask Linux for SIGTERM if the supervisor dies, even by kill -9."""
     if sys.platform.startswith("linux"):
@@ -153,6 +182,8 @@ def dev(
     """The whole stack in one process tree: Temporal dev server, workers and API. Ctrl-C stops it."""
     settings = _settings(port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir, dev_workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The one process that migrates by itself: development keeps up with the code it runs.
+    _migrate(settings)
     token = _dev_token(settings)
     encryption_key = _dev_key(settings)
     temporal_address = f"127.0.0.1:{settings.temporal_port}"
@@ -244,6 +275,7 @@ def api(
         typer.echo("HOOKLINE_ADMIN_TOKEN is not set: the API refuses to run open.", err=True)
         raise typer.Exit(2)
     _install_keys(settings, "API")
+    _require_current_schema(settings, "API")
     from hookline.api.server import serve
 
     serve(create_app(settings), settings)
@@ -256,7 +288,18 @@ def worker() -> None:
 
     settings = _settings()  # a bad setting stops here, with its name, before anything starts
     _install_keys(settings, "worker")
+    _require_current_schema(settings, "worker")
     worker_module.main()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database (HOOKLINE_DATABASE_URL) to the schema of this version; safe to run again.
+
+    Run it before starting the API and workers of a new version: they refuse a schema that is behind.
+    A database made by a version from before migrations is recognised and kept.
+    """
+    _migrate(_settings())
 
 
 @app.command("generate-key")
@@ -271,16 +314,16 @@ def rekey() -> None:
 
     Rotation: put the new key first (`new,old`) on every process and restart them, run this, then drop the old key.
     """
-    from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+    from hookline.store.db import dispose, make_engine, make_sessionmaker
     from hookline.store.rekey import rekey_endpoints
 
     settings = _settings()
     _install_keys(settings, "rekey")
+    _require_current_schema(settings, "rekey")
 
     async def run() -> int:
         engine = make_engine(settings)
         try:
-            await create_schema(engine)
             return await rekey_endpoints(make_sessionmaker(engine))
         finally:
             await dispose(engine)

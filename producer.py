@@ -21,7 +21,8 @@ from temporalio.client import Client
 from hookline.core.config import Settings, get_settings
 from hookline.core.temporal import connect_temporal
 from hookline.services.publishing import InvalidEvent, check_producer_event, publish_event
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import ensure_current
 from hookline.store.tables import Event
 
 
@@ -39,7 +40,11 @@ class Producer:
     async def connect(cls, settings: Settings | None = None) -> "Producer":
         settings = settings or get_settings()
         engine = make_engine(settings)
-        await create_schema(engine)
+        try:
+            await ensure_current(engine)  # SchemaNotCurrent: run `hookline migrate`
+        except BaseException:
+            await dispose(engine)
+            raise
         return cls(await connect_temporal(settings), engine, settings)
 
     @classmethod

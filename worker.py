@@ -19,7 +19,8 @@ from hookline.core.config import Settings, get_settings
 from hookline.core.metrics import WORKER_REGISTRY
 from hookline.core.temporal import connect_temporal
 from hookline.services.recovery import ensure_recovery_schedule
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import ensure_current
 from hookline.workflows.event import EventWorkflow
 from hookline.workflows.recovery import DispatchRecoveryWorkflow
 from hookline.workflows.sweep import DeliverySweepWorkflow
@@ -31,9 +32,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr=settings.host, registry=WORKER_REGISTRY)
     engine = make_engine(settings)
-    await create_schema(engine)
+    await ensure_current(engine)  # `hookline migrate` changes the schema, never a worker
     sessions = make_sessionmaker(engine)
-    http = ClientPool(public_only=not settings.allow_private_targets)
+    proxy = settings.egress_proxy.get_secret_value() if settings.egress_proxy is not None else None
+    http = ClientPool(public_only=not settings.allow_private_targets, proxy=proxy)
     client = await connect_temporal(settings, wait_s=120)
     delivery = DeliveryActivities(sessions, http, settings)
     records = BookkeepingActivities(sessions, settings)

@@ -1,6 +1,7 @@
 """Outbound HTTP: the sharded client pool and how a receiver's answer is read."""
 
 import asyncio
+import base64
 import contextlib
 import email.utils
 import socket
@@ -104,6 +105,78 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class EgressProxyBackend(httpcore.AsyncNetworkBackend):
+    """Every connection through a forward proxy's CONNECT tunnel (HOOKLINE_EGRESS_PROXY).
+
+    The pool above asks for a connection to host:port and gets a tunnel to it instead; TLS, the
+    Host header and connection reuse then work as without a proxy, against the endpoint's name.
+    Under PublicOnlyBackend (the default), `host` is the address it resolved and checked, so the
+    CONNECT names that address: the proxy cannot be sent elsewhere by a second DNS answer.
+    """
+
+    _MAX_ANSWER = 8192
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, proxy_url: str) -> None:
+        proxy = httpx.URL(proxy_url)
+        if proxy.scheme != "http" or not proxy.host:
+            raise ValueError("the egress proxy must be an http:// URL with a host")
+        self._inner = inner
+        self._proxy = (proxy.host, proxy.port or 80)
+        self._auth = b""
+        if proxy.username or proxy.password:
+            token = base64.b64encode(f"{proxy.username}:{proxy.password}".encode()).decode()
+            self._auth = f"Proxy-Authorization: Basic {token}\r\n".encode()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream = await self._inner.connect_tcp(*self._proxy, timeout, local_address, socket_options)
+        try:
+            await stream.write(
+                f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n".encode() + self._auth + b"\r\n", timeout
+            )
+            status = await self._answer_status(stream, timeout)
+        except BaseException:
+            await stream.aclose()
+            raise
+        if not 200 <= status < 300:
+            await stream.aclose()
+            # The proxy's own refusal (a Smokescreen deny, say): no connection to the target.
+            raise httpcore.ConnectError(f"the egress proxy answered {status} to CONNECT {target}")
+        return stream
+
+    async def _answer_status(self, stream: httpcore.AsyncNetworkStream, timeout: float | None) -> int:
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = await stream.read(self._MAX_ANSWER, timeout)
+            if not chunk:
+                raise httpcore.ConnectError("the egress proxy closed the connection during CONNECT")
+            answer += chunk
+            if len(answer) > self._MAX_ANSWER:
+                raise httpcore.ConnectError("the egress proxy's CONNECT answer is too long")
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        if rest:  # bytes of the tunnel itself, before the client spoke: no HTTP or TLS server does that
+            raise httpcore.ConnectError("the egress proxy sent data before the tunnel was used")
+        parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise httpcore.ConnectError("the egress proxy's CONNECT answer is not HTTP")
+        return int(parts[1])
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise RefusedConnect("refused: unix sockets are not delivery targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
 # httpcore's errors as httpx's, most specific first (the attempt handles httpx.HTTPError).
 _ERRORS: list[tuple[type[Exception], type[httpx.HTTPError]]] = [
     (RefusedConnect, DestinationBlocked),
@@ -154,8 +227,9 @@ class PoolTransport(httpx.AsyncBaseTransport):
     """httpx over an httpcore pool whose network backend we choose.
 
     httpx.AsyncHTTPTransport takes no network backend; httpcore.AsyncConnectionPool does, publicly.
-    This is the few lines of request/response/error translation between the two, no proxy and no
-    environment (the client sets trust_env=False anyway), HTTP/1.1.
+    This is the few lines of request/response/error translation between the two, no environment
+    (the client sets trust_env=False anyway: no HTTP(S)_PROXY), HTTP/1.1. The egress proxy is a
+    network backend too (EgressProxyBackend).
     """
 
     def __init__(self, limits: httpx.Limits, network_backend: httpcore.AsyncNetworkBackend | None = None) -> None:
@@ -197,24 +271,33 @@ class ClientPool:
     One shared httpx client loses throughput as concurrency grows: its connection pool is
     scanned on every request, and its lock is contended. Spreading endpoints over several clients
     keeps each pool small, also when many endpoints share one host, and keeps a slow receiver
-    from queueing the others. With `public_only`, every connection goes through PublicOnlyBackend.
+    from queueing the others. With `public_only`, every connection goes through PublicOnlyBackend;
+    with `proxy`, through the egress proxy's CONNECT tunnel (to the address the guard checked).
     """
 
-    def __init__(self, size: int = 8, *, public_only: bool = False, resolve: Resolver | None = None) -> None:
+    def __init__(
+        self, size: int = 8, *, public_only: bool = False, resolve: Resolver | None = None, proxy: str | None = None
+    ) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
         self._clients = [
             # No timeout of httpx's own (its default is 5 s per read): the delivery activity gives
             # each attempt one deadline, `delivery_timeout_s`, for connect, send and response.
             httpx.AsyncClient(
-                transport=self._transport(limits, public_only, resolve), follow_redirects=False, trust_env=False,
+                transport=self._transport(limits, public_only, resolve, proxy), follow_redirects=False, trust_env=False,
                 timeout=None,
             )
             for _ in range(size)
         ]
 
     @staticmethod
-    def _transport(limits: httpx.Limits, public_only: bool, resolve: Resolver | None) -> PoolTransport:
-        backend = PublicOnlyBackend(httpcore.AnyIOBackend(), resolve) if public_only else None
+    def _transport(
+        limits: httpx.Limits, public_only: bool, resolve: Resolver | None, proxy: str | None
+    ) -> PoolTransport:
+        backend: httpcore.AsyncNetworkBackend | None = None
+        if proxy is not None:
+            backend = EgressProxyBackend(httpcore.AnyIOBackend(), proxy)
+        if public_only:
+            backend = PublicOnlyBackend(backend or httpcore.AnyIOBackend(), resolve)
         return PoolTransport(limits, backend)
 
     def for_url(self, url: str) -> httpx.AsyncClient:

@@ -17,7 +17,8 @@ from hookline.api.routes import audit as audit_log
 from hookline.core.config import Settings, get_settings
 from hookline.core.temporal import connect_temporal
 from hookline.core.version import VERSION
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import ensure_current
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
-        await create_schema(engine)
+        await ensure_current(engine)  # `hookline migrate` changes the schema, never the API
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         # Lazy: the API starts and answers while Temporal is away, and reconnects when it is back.

@@ -163,6 +163,10 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         port=settings.port,
         http=front_door_protocol(settings),
         limit_concurrency=settings.max_connections,
+        # uvicorn believes X-Forwarded-* from 127.0.0.1 unless told otherwise: here only from the
+        # proxies configured, so a client cannot pick the address its failed logins count against.
+        proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="warning",
         timeout_graceful_shutdown=10,
     )

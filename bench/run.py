@@ -353,8 +353,9 @@ class Bench:
             "HOOKLINE_API_RATE_LIMIT_PER_S": "0",
             "HOOKLINE_ENCRYPTION_KEY": generate_key(),
         }
+        subprocess.run([sys.executable, "-m", "hookline.cli", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         api = self.children.start("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], env)
-        wait_for_port(self.api_port, 60, api.proc)  # the API creates the schema before the worker starts
+        wait_for_port(self.api_port, 60, api.proc)
         worker_cmd = [sys.executable, "-m", "hookline.cli", "worker"]
         if a.worker_variant:
             worker_cmd = [sys.executable, str(BENCH / "variant_worker.py"), *a.worker_variant.split(",")]

@@ -1,8 +1,10 @@
 """Every setting of Hookline, read once from `HOOKLINE_*` environment variables."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +90,21 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     max_connections: int | None = Field(default=1000, ge=1)
 
+    # Proxies (addresses or networks, comma-separated, or *) whose X-Forwarded-For and
+    # X-Forwarded-Proto the API believes; empty: none, the connection's own address counts.
+    forwarded_allow_ips: str = ""
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item)  # strict, as uvicorn reads it: 10.0.0.1/8 is an error here
+                except ValueError:
+                    raise ValueError("must be comma-separated IP addresses or networks (CIDR), or *") from None
+        return value
+
     # Request budgets of the API, per credential and per API process (api/auth.py); 0 turns them off.
     api_rate_limit_per_s: int = Field(default=100, ge=0, le=1_000_000)
     api_rate_limit_burst: int = Field(default=200, ge=0, le=1_000_000)
@@ -99,6 +116,20 @@ class Settings(BaseSettings):
     # Above what one tenant plausibly needs (the scale tests use 2,100), far below what would
     # make every event's fan-out a burden: a runaway script stops here with a 409.
     max_endpoints_per_app: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    # A forward proxy every delivery goes through (CONNECT), so receivers can allowlist its fixed
+    # addresses; http://[user:password@]host:port. Secret: it may hold the proxy's credentials.
+    egress_proxy: SecretStr | None = None
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = urlsplit(value.get_secret_value())
+            if url.scheme != "http" or not url.hostname or url.path not in ("", "/") or url.query or url.fragment:
+                raise ValueError("must be an http:// URL of a proxy: http://[user:password@]host:port")
+            url.port  # noqa: B018  (raises on a port out of range)
+        return value
 
     @property
     def effective_database_url(self) -> str:

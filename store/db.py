@@ -1,15 +1,16 @@
 """Engine and sessions: the one place that knows which database Hookline talks to."""
 
 import asyncio
+import logging
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.config import Settings
@@ -29,6 +30,7 @@ def async_url(url: str) -> str:
 
 
 T = TypeVar("T")
+log = logging.getLogger("hookline.store")
 
 # SQLite engines' synchronous twins (below), by the async engine's sync core.
 _TWINS: "weakref.WeakKeyDictionary[Engine, Engine]" = weakref.WeakKeyDictionary()
@@ -48,6 +50,44 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
 
+class _OutageLog:
+    """Says in the log when the store stops answering, and when it answers again: once each.
+
+    Nothing here retries: pool_pre_ping replaces dead connections, a request that needs the store
+    fails meanwhile, and the workflows retry store activities with back-off (STORE_RETRY, at most
+    60 s apart) until it is back. The log is how an operator sees a process ride an outage out.
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "the store is unreachable (%s); requests that need it fail and store work is retried "
+                "with back-off until it answers again", type(exc).__name__,
+            )
+
+    def connected(self) -> None:
+        if self.since is not None:
+            log.warning("the store answers again after %.1f s; reconnected", time.monotonic() - self.since)
+            self.since = None
+
+
+def _log_outages(engine: Engine) -> None:
+    outage = _OutageLog()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError):
+            outage.failed(context.original_exception)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        outage.connected()
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     url = async_url(settings.effective_database_url)
     if url.startswith("sqlite"):
@@ -59,7 +99,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
             _sqlite_pragmas(twin)
             _TWINS[engine.sync_engine] = twin
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    _log_outages(engine.sync_engine)
+    return engine
 
 
 async def dispose(engine: AsyncEngine) -> None:
@@ -98,26 +140,3 @@ async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
-def _create_missing(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn)
-    # create_all skips tables that exist, with their indexes: an index added since a database was
-    # created is added here.
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables and indexes (idempotent); migrations can take over from this later."""
-    for attempt in range(3):
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(_create_missing)
-            return
-        except DBAPIError:
-            # The API and the worker may both start on an empty database at once.
-            if attempt == 2:
-                raise
-            await asyncio.sleep(0.5)

@@ -125,9 +125,33 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust", "--no-sync")
+        return self.restart()
+
+    def restart(self) -> PostgresCluster:
+        """Start the server on its data directory (after kill(): with crash recovery)."""
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "pg.log"), "-w", "start")
         return self
+
+    def kill(self) -> None:
+        """kill -9 of the server and every backend, as a crashed machine leaves it."""
+        postmaster = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        children = [int(stat.split()[0]) for stat in _proc_stats() if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster]
+        for pid in [postmaster, *children]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in [postmaster, *children]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL processes survived kill -9")
+            time.sleep(0.1)
+        # A zombie nobody reaps (no init in a container) keeps its PID: the lock file would name
+        # a "running" postmaster. After a real crash the PID is gone, and so is the lock.
+        (self.dir / "data" / "postmaster.pid").unlink(missing_ok=True)
+        for leftover in (f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
+            (self.dir / leftover).unlink(missing_ok=True)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -144,6 +168,23 @@ class PostgresCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _proc_stats() -> list[str]:
+    stats = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            stats.append(Path(stat).read_text())
+        except OSError:
+            pass
+    return stats
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return "zombie"
+
+
 @dataclass
 class Stack:
     """One worker and one API process against a Temporal server and a database."""
@@ -157,6 +198,7 @@ class Stack:
     worker_metrics_port: int = field(default_factory=free_port)
     worker: Proc | None = None
     api: Proc | None = None
+    migrated: bool = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -192,18 +234,28 @@ class Stack:
         assert self.database_url.startswith("sqlite:///"), self.database_url
         return Path(self.database_url.removeprefix("sqlite:///"))
 
+    def migrate(self) -> None:
+        """`hookline migrate`, as a deployment runs it before starting the processes (once per stack)."""
+        if not self.migrated:
+            cmd = [sys.executable, "-m", "hookline.cli", "migrate"]
+            result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+            self.migrated = True
+
     def start_worker(self) -> Proc:
+        self.migrate()
         self.worker = Proc("worker", [sys.executable, "-m", "hookline.cli", "worker"], self.env, self.work_dir).start()
         wait_for_port(self.worker_metrics_port, 60, self.worker.proc)  # the worker's first act
         return self.worker
 
     def start_api(self) -> Proc:
+        self.migrate()
         self.api = Proc("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], self.env, self.work_dir).start()
         wait_for_port(self.api_port, 60, self.api.proc)
         return self.api
 
     def start(self) -> Stack:
-        self.start_api()  # creates the schema before the worker touches it
+        self.start_api()
         self.start_worker()
         return self
 
