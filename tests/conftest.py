@@ -26,7 +26,8 @@ STACK_FIXTURES = frozenset({"temporal", "postgres", "any_stack", "sqlite_stack",
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        # A slow test (a multi-process topology) always starts processes.
+        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.stack)
 
 

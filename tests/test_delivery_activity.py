@@ -29,7 +29,8 @@ from hookline.core.ids import event_workflow_id, new_id
 from hookline.core.messages import DeliverInput, DeliverResult
 from hookline.core.retry import RetrySchedule
 from hookline.core.signing import generate_secret
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import migrate
 from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, utcnow
 from tests.harness import ENCRYPTION_KEY, FAST_RETRY
 
@@ -115,7 +116,7 @@ class Store:
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     crypto.install(crypto.Keyring(ENCRYPTION_KEY))  # secrets and headers are sealed at rest, as in production
     store = Store(tmp_path)
-    await create_schema(store.engine)
+    migrate(store.settings.database_url)  # the schema as `hookline migrate` makes it
     yield store
     await dispose(store.engine)
     crypto.install(None)

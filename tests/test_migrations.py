@@ -22,6 +22,9 @@ from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.schema import BASELINE, alembic_config, head_revision, migrate, sync_url
 from tests.harness import ENCRYPTION_KEY, TOKEN, PostgresCluster
 
+# Runs `hookline migrate` and the API and worker as processes, on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.stack
+
 NOW = "2026-01-02 03:04:05"
 # One row in every table, as the released version wrote them (secrets in clear, as before encryption).
 ROWS = [
