@@ -229,6 +229,11 @@ def api(
         raise typer.Exit(2)
     _install_keys(settings, "API")
     from hookline.api.server import serve
+    from hookline.core import telemetry
+    from hookline.core.logs import configure_logging
+
+    configure_logging(settings.log_format)
+    telemetry.setup_tracing("hookline-api")
 
     serve(create_app(settings), settings)
 

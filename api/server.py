@@ -164,5 +164,7 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         http=front_door_protocol(settings),
         limit_concurrency=settings.max_connections,
         log_level="warning",
+        # The process's logging is set up already (core/logs.py): uvicorn's records go through it.
+        log_config=None,
         timeout_graceful_shutdown=10,
     )
