@@ -78,6 +78,12 @@ DEAD_LETTERS = Counter(
     ["reason"],
     registry=WORKER_REGISTRY,
 )
+# Every bounded label value listed from the start, at 0: a rate() over a series that appears
+# only at its first increment misses that increment, and alerts would start late.
+for _outcome in ("succeeded", "retrying", "dead_lettered"):
+    DELIVERY_ATTEMPTS.labels(_outcome)
+for _reason in ("exhausted", "gone", "blocked", "endpoint_closed", "gave_up"):
+    DEAD_LETTERS.labels(_reason)
 DELIVERIES_REPLAYED = Counter(
     "hookline_deliveries_replayed_total",
     "Deliveries restarted by a replay (one replay request may restart many)",
