@@ -34,6 +34,7 @@ def endpoints_details(count: int, more_to_come: bool) -> str:
 
 
 def delivery_summary(endpoint_id: str, host: str | None, *, first_try: bool) -> str:
-    """A delivery activity's summary, so the timeline reads like a delivery log."""
+    """A delivery activity's summary, so the timeline reads like a delivery log (the Web UI shows
+    it after the activity type: `deliver • retries → ep_… (api.example.com)`)."""
     where = f"{endpoint_id} ({host})" if host else endpoint_id
-    return f"{'first try' if first_try else 'deliver'} → {where}"
+    return f"{'first try' if first_try else 'retries'} → {where}"

@@ -3,9 +3,11 @@ the metrics the dashboard and the alert rules read, and the rules' own unit test
 
 import gzip
 import json
+import logging
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +20,11 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
+from hookline.core import telemetry
+from hookline.core.config import Settings
+from hookline.core.logs import JsonFormatter
+from hookline.core.summaries import url_host
+from hookline.core.temporal import connect_temporal
 from tests.harness import ApiClient, Receiver, Stack, TemporalServer, api_client, isolated_stack, wait_until
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -298,3 +305,75 @@ def test_alert_rules_check_and_pass_their_unit_tests() -> None:
     alerts = {r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]}
     tested_alerts = {t["alertname"] for case in yaml.safe_load(RULE_TESTS.read_text())["tests"] for t in case["alert_rule_test"]}
     assert alerts == tested_alerts  # each rule has a unit test
+
+
+# --- the Temporal Web UI --------------------------------------------------------------------------
+
+async def test_web_ui_shows_event_summary_and_each_delivery_endpoint_without_credentials(
+    api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    token = f"urltoken-{uuid.uuid4().hex}"
+    target = f"{path}/secret-path?token={token}"
+    receiver.set(target, 500, 200)  # a first try (a local activity), then an activity
+    app_id = await api.create_app()
+    endpoint = await api.create_endpoint(app_id, receiver.url(target))
+    event = await api.publish(app_id, "invoice.paid", {})
+    await api.wait_event(app_id, event["id"])
+
+    client = await connect_temporal(Settings(temporal_address=sqlite_stack.temporal.address))
+    handle = client.get_workflow_handle(event["workflow_id"])
+    description = await handle.describe()
+    assert await description.static_summary() == f"invoice.paid for {app_id}"
+    summaries = []
+    async for history_event in handle.fetch_history_events():
+        if history_event.HasField("user_metadata") and history_event.user_metadata.HasField("summary"):
+            summaries.append(json.loads(history_event.user_metadata.summary.data))
+    where = f"{endpoint['id']} (127.0.0.1:{receiver.port})"
+    assert f"first try → {where}" in summaries and f"retries → {where}" in summaries
+    assert not any(token in s or "secret-path" in s for s in summaries)
+
+
+# --- units ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://hooks.example.com/services/T0/B0/XXXX?token=abc", "hooks.example.com"),
+        ("https://user:password@example.com:8443/p", "example.com:8443"),
+        ("http://[2001:db8::1]:8080/x", "[2001:db8::1]:8080"),
+        ("https://example.com:99999/", "?"),  # no port number: does not parse
+        ("not a url", "?"),
+        ("", "?"),
+    ],
+)
+def test_url_host_names_host_and_port_only(url: str, host: str) -> None:
+    assert url_host(url) == host
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_standard_variables_ask(env: dict[str, str], on: bool) -> None:
+    assert telemetry.tracing_requested(env) is on
+
+
+def test_json_log_lines_carry_extra_fields_and_exceptions() -> None:
+    record = logging.LogRecord("hookline.delivery", logging.INFO, __file__, 1, "delivery %s", ("dlv_1",), None)
+    record.delivery_id, record.attempt = "dlv_1", 2
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "delivery dlv_1" and line["delivery_id"] == "dlv_1" and line["attempt"] == 2
+    assert line["level"] == "INFO" and line["logger"] == "hookline.delivery"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed\nsecond line", None, sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "ValueError: boom" in json.loads(line)["exception"]
