@@ -18,6 +18,8 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # What every LogRecord has; anything else on a record came in through `extra`.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn repeats its message with terminal colours.
+_SKIPPED = _STANDARD | {"color_message"}
 
 
 class TraceContext(logging.Filter):
@@ -42,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_") and value is not None:
+            if key not in _SKIPPED and not key.startswith("_") and value is not None:
                 entry[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
