@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from pydantic import ValidationError
 
 from hookline.core import telemetry
 from hookline.core.config import Settings
@@ -298,6 +299,8 @@ def promtool() -> str:
 
 
 def test_alert_rules_check_and_pass_their_unit_tests() -> None:
+    config = subprocess.run([promtool(), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
+    assert config.returncode == 0, config.stdout + config.stderr  # the local stack's config loads the rules
     checked = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = subprocess.run([promtool(), "test", "rules", str(RULE_TESTS)], capture_output=True, text=True)
@@ -377,3 +380,10 @@ def test_json_log_lines_carry_extra_fields_and_exceptions() -> None:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed\nsecond line", None, sys.exc_info())
     line = JsonFormatter().format(record)
     assert "\n" not in line and "ValueError: boom" in json.loads(line)["exception"]
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON ", "", "json\\n"])
+def test_log_format_takes_text_or_json_only(value: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(log_format=value)
+    assert "log_format" in str(refused.value)
