@@ -277,6 +277,11 @@ def api(
     _install_keys(settings, "API")
     _require_current_schema(settings, "API")
     from hookline.api.server import serve
+    from hookline.core import telemetry
+    from hookline.core.logs import configure_logging
+
+    configure_logging(settings.log_format)
+    telemetry.setup_tracing("hookline-api")
 
     serve(create_app(settings), settings)
 

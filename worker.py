@@ -3,19 +3,27 @@
 import asyncio
 import logging
 import signal
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from hookline.activities.delivery import DeliveryActivities
 from hookline.activities.http import ClientPool
 from hookline.activities.bookkeeping import BookkeepingActivities
 from hookline.activities.recovery import RecoveryActivities
 from hookline.activities.sweep import SweepActivities
+from hookline.core import telemetry
 from hookline.core.config import Settings, get_settings
+from hookline.core.logs import configure_logging
 from hookline.core.metrics import WORKER_REGISTRY
 from hookline.core.temporal import connect_temporal
 from hookline.services.recovery import ensure_recovery_schedule
@@ -28,15 +36,62 @@ from hookline.workflows.sweep import DeliverySweepWorkflow
 log = logging.getLogger("hookline.worker")
 
 
+def _loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sdk_metrics_runtime() -> tuple[Runtime, str]:
+    """A Temporal runtime whose SDK metrics (slots, pollers, schedule-to-start) are served on a
+    loopback port of their own, in Prometheus naming; returns it and the URL to read them at."""
+    port = _loopback_port()
+    config = PrometheusConfig(
+        bind_address=f"127.0.0.1:{port}", counters_total_suffix=True, unit_suffix=True, durations_as_seconds=True
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=config)), f"http://127.0.0.1:{port}/metrics"
+
+
+def metrics_app(sdk_metrics_url: str | None) -> Callable[..., Iterable[bytes]]:
+    """The worker's /metrics: Hookline's families, then the Temporal SDK's (their names never overlap)."""
+
+    def app(environ: dict, start_response: Callable[..., object]) -> Iterable[bytes]:
+        body = generate_latest(WORKER_REGISTRY)
+        if sdk_metrics_url is not None:
+            try:
+                with urllib.request.urlopen(sdk_metrics_url, timeout=2) as sdk:
+                    body += sdk.read()
+            except OSError:
+                log.warning("the Temporal SDK's metrics did not answer; serving Hookline's only")
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:  # one line per scrape is noise
+        pass
+
+
+def serve_metrics(host: str, port: int, sdk_metrics_url: str | None) -> None:
+    server = make_server(host, port, metrics_app(sdk_metrics_url), handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    runtime: Runtime | None = None
     if settings.worker_metrics_port is not None:
-        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=WORKER_REGISTRY)
+        runtime, sdk_metrics_url = sdk_metrics_runtime()
+        serve_metrics(settings.host, settings.worker_metrics_port, sdk_metrics_url)
     engine = make_engine(settings)
     await ensure_current(engine)  # `hookline migrate` changes the schema, never a worker
     sessions = make_sessionmaker(engine)
     proxy = settings.egress_proxy.get_secret_value() if settings.egress_proxy is not None else None
     http = ClientPool(public_only=not settings.allow_private_targets, proxy=proxy)
-    client = await connect_temporal(settings, wait_s=120)
+    client = await connect_temporal(
+        settings, wait_s=120, interceptors=telemetry.temporal_interceptors(), runtime=runtime
+    )
     delivery = DeliveryActivities(sessions, http, settings)
     records = BookkeepingActivities(sessions, settings)
     sweep = SweepActivities(client, sessions, settings)
@@ -46,7 +101,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             client,
             task_queue=settings.task_queue,
             workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow],
-            workflow_runner=SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
+            workflow_runner=SandboxedWorkflowRunner(
+                # The tracing interceptor's spans cross the sandbox (core/telemetry.py).
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
+            ) if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
             activities=[
                 delivery.deliver,
                 records.resolve_targets,
@@ -74,9 +132,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request with its URL at INFO; endpoint URLs often carry credentials.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(get_settings().log_format)
+    telemetry.setup_tracing("hookline-worker")
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -12,7 +12,9 @@ from hookline.core.messages import (
     ResolveTargetsInput,
     ResolveTargetsResult,
 )
+from hookline.core.metrics import DEAD_LETTERS, DELIVERIES_REPLAYED
 from hookline.core.retry import effective_schedule
+from hookline.core.summaries import url_host
 from hookline.store import hot_path
 from hookline.store.hot_path import Record
 from hookline.store.tables import Delivery, Endpoint
@@ -29,6 +31,7 @@ class BookkeepingActivities:
             endpoint_id=endpoint.id,
             retry=effective_schedule(endpoint.retry, self._settings),
             paused=endpoint.status == "paused",
+            host=url_host(endpoint.url),
         )
 
     @activity.defn
@@ -47,13 +50,16 @@ class BookkeepingActivities:
     @activity.defn
     async def mark_delivery(self, input: MarkDeliveryInput) -> bool:
         async with self._sessions() as session:
-            return await hot_path.set_delivery_status(
+            moved = await hot_path.set_delivery_status(
                 session,
                 delivery_id=input.delivery_id,
                 status=input.status,
                 only_from=("pending", "retrying", "paused"),
                 error=input.error,
             )
+        if moved and input.status == "dead_lettered":  # Temporal stopped retrying its activity
+            DEAD_LETTERS.labels("gave_up").inc()
+        return moved
 
     @activity.defn
     async def prepare_replay(self, input: PrepareReplayInput) -> list[DeliveryTarget]:
@@ -66,4 +72,5 @@ class BookkeepingActivities:
                 after_delivery_id=input.after_delivery_id,
                 limit=input.limit,
             )
+            DELIVERIES_REPLAYED.inc(len(rows))
             return [self._target(d, e) for d, e in rows]

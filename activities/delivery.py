@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -14,15 +15,19 @@ from temporalio.exceptions import ApplicationError
 from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
+from hookline.core import telemetry
 from hookline.core.config import Settings
 from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
-from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
+from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY
+from hookline.core.summaries import url_host
 from hookline.core.signing import signature_header
 from hookline.core.version import VERSION
 from hookline.store import hot_path
 from hookline.store.hot_path import Record
 
 USER_AGENT = f"Hookline/{VERSION}"
+
+log = logging.getLogger("hookline.delivery")
 
 # ApplicationError types the event workflow tells apart.
 ENDPOINT_PAUSED = "EndpointPaused"
@@ -203,6 +208,7 @@ class DeliveryActivities:
             session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
+        self._report(delivery, endpoint, event, attempt, status if current else "superseded", blocked)
         if status_code == 410:
             await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
         if not current:
@@ -223,10 +229,50 @@ class DeliveryActivities:
         )
 
     async def _close(self, session: AsyncSession, delivery: Record, reason: str) -> None:
-        await hot_path.set_delivery_status(
+        closed = await hot_path.set_delivery_status(
             session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"), error=reason
         )
+        if closed:
+            DEAD_LETTERS.labels("endpoint_closed").inc()
+            log.info(
+                "delivery %s to endpoint %s of event %s dead-lettered: %s", delivery.id, delivery.endpoint_id,
+                delivery.event_id, reason,
+                extra={"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id, "delivery_id": delivery.id,
+                       "outcome": "dead_lettered", "reason": "endpoint_closed"},
+            )
         raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
+
+    @staticmethod
+    def _report(
+        delivery: Record, endpoint: Record, event: Record, attempt: dict, outcome: str, blocked: str | None
+    ) -> None:
+        """Metrics, span attributes and the log line of one recorded attempt: ids, number, outcome, a
+        status code or the kind of error. Never the URL, a header, the body or an error's text."""
+        status_code = attempt["status_code"]
+        if outcome == "succeeded":
+            DELIVERY_LATENCY.observe(max(0.0, (datetime.now(timezone.utc) - event.created_at).total_seconds()))
+        elif outcome == "dead_lettered":
+            reason = "blocked" if blocked is not None else "gone" if status_code == 410 else "exhausted"
+            DEAD_LETTERS.labels(reason).inc()
+        number = delivery.attempts + 1  # as the store numbers it, unless another attempt raced this one
+        result = str(status_code) if status_code is not None else "blocked" if blocked else _error_kind(attempt["error"])
+        ids = {"event_id": event.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id}
+        telemetry.annotate(**ids, attempt=number, outcome=outcome, status_code=status_code, host=url_host(endpoint.url))
+        log.info(
+            "delivery %s to endpoint %s of event %s: attempt %d %s (%s, %d ms)",
+            delivery.id, endpoint.id, event.id, number, outcome, result, attempt["duration_ms"],
+            extra={**ids, "app_id": event.app_id, "attempt": number, "outcome": outcome, "status_code": status_code,
+                   "result": result, "duration_ms": attempt["duration_ms"]},
+        )
+
+
+def _error_kind(error: str | None) -> str:
+    """`timeout` or the exception's class name: an error's text may quote the URL it was about."""
+    if error is None:
+        return "error"
+    if error.startswith("timed out"):
+        return "timeout"
+    return error.split(":", 1)[0]
 
 
 async def _read_head(response: httpx.Response) -> str:

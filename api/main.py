@@ -14,6 +14,7 @@ from hookline.api.limits import BodySizeLimit
 from hookline.api.middleware import known_query_only, refuse_nul
 from hookline.api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
 from hookline.api.routes import audit as audit_log
+from hookline.core import telemetry
 from hookline.core.config import Settings, get_settings
 from hookline.core.temporal import connect_temporal
 from hookline.core.version import VERSION
@@ -31,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         # Lazy: the API starts and answers while Temporal is away, and reconnects when it is back.
-        app.state.temporal = await connect_temporal(settings, lazy=True)
+        app.state.temporal = await connect_temporal(settings, lazy=True, interceptors=telemetry.temporal_interceptors())
         try:
             yield
         finally:
@@ -65,4 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_log.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
     # Added last, so outermost: it logs every answer and audits each change after its status is known.
     app.add_middleware(AuditTrail, access_log_on=settings.access_log)
+    # Outermost of all, with tracing on: the request's span holds everything above.
+    telemetry.instrument_api(app)
     return app

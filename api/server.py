@@ -168,5 +168,7 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         proxy_headers=bool(settings.forwarded_allow_ips.strip()),
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="warning",
+        # The process's logging is set up already (core/logs.py): uvicorn's records go through it.
+        log_config=None,
         timeout_graceful_shutdown=10,
     )

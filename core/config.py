@@ -113,6 +113,8 @@ class Settings(BaseSettings):
 
     # Audit, access log and quotas.
     access_log: bool = Field(default=True, description="One line per API request on the hookline.access logger")
+    # text: a line for people (development); json: one object a line for a log pipeline (core/logs.py).
+    log_format: Literal["text", "json"] = "text"
     # Above what one tenant plausibly needs (the scale tests use 2,100), far below what would
     # make every event's fan-out a burden: a runaway script stops here with a 409.
     max_endpoints_per_app: int = Field(default=10_000, ge=1, le=1_000_000)

@@ -17,6 +17,8 @@ class DeliveryTarget(BaseModel):
     endpoint_id: str
     retry: RetrySchedule
     paused: bool = False
+    # host[:port] of the endpoint's URL, for the delivery activity's summary in the Web UI.
+    host: str | None = None
 
 
 class EventWorkflowInput(BaseModel):

@@ -2,11 +2,13 @@
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from hookline.core.config import Settings
@@ -40,8 +42,19 @@ def connection_security(settings: Settings) -> dict[str, Any]:
     return {"tls": tls, "api_key": api_key}
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False, wait_s: float = 0) -> Client:
-    """Connect with the pydantic converter; with `wait_s`, keep retrying while the server starts."""
+async def connect_temporal(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    wait_s: float = 0,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
+    """Connect with the pydantic converter; with `wait_s`, keep retrying while the server starts.
+
+    `interceptors` (tracing) apply to the workers built on the client too; `runtime` carries the
+    worker's SDK metrics exporter.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     security = connection_security(settings)
@@ -52,6 +65,8 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False, wait_s: fl
                 namespace=settings.temporal_namespace,
                 data_converter=pydantic_data_converter,
                 lazy=lazy,
+                interceptors=interceptors,
+                runtime=runtime,
                 **security,
             )
         except RuntimeError as exc:  # the core SDK reports connection failures as RuntimeError

@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from hookline.core.config import Settings
 from hookline.core.ids import event_workflow_id
 from hookline.core.messages import EndpointSignal, EventWorkflowInput, ReplayRequest
+from hookline.core.summaries import event_summary
 from hookline.core.temporal import APP_ID_ATTR, EVENT_TYPE_ATTR
 from hookline.workflows.event import REPLAY_SIGNAL, EventWorkflow
 
@@ -48,6 +49,8 @@ async def _start(
         # server (docs/operations.md), the task queues dispatch round-robin between keys, and the
         # workflow's activities inherit its key.
         priority=Priority(fairness_key=app_id),
+        # What the Web UI's workflow list shows for the run: event type and application.
+        static_summary=event_summary(event_type, app_id),
         # A caller waiting on a publish should hear "unavailable" in seconds, not after minutes.
         rpc_timeout=START_RPC_TIMEOUT,
         **options,

@@ -3,6 +3,7 @@
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from hookline.core import telemetry
 from hookline.core.config import Settings
 from hookline.core.inputs import check_event
 from hookline.core.metrics import EVENTS_PUBLISHED
@@ -44,6 +45,7 @@ async def publish_event(
     event, created = await hot_path.insert_event(
         session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key
     )
+    telemetry.annotate(event_id=event.id, app_id=event.app_id)
     if event.dispatched:
         return event, False
     try:

@@ -139,7 +139,9 @@ async def ensure_deliveries(
     after = after_endpoint_id
     scanned = 0
     while len(found) < limit and scanned < scan:
-        stmt = core_select(endpoints.c.id, endpoints.c.status, endpoints.c.event_types, endpoints.c.retry).where(
+        stmt = core_select(
+            endpoints.c.id, endpoints.c.status, endpoints.c.event_types, endpoints.c.retry, endpoints.c.url
+        ).where(
             endpoints.c.app_id == event.app_id, endpoints.c.status != "disabled"
         )
         if after:

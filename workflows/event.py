@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ReplayRequest,
         ResolveTargetsInput,
     )
+    from hookline.core.summaries import delivery_summary, endpoints_details
     from hookline.core.temporal import ENDPOINT_IDS_ATTR
     from hookline.workflows.policies import (
         DELIVERY_TIMEOUT_SLACK,
@@ -128,6 +129,7 @@ class EventWorkflow:
         self._replays: list[ReplayRequest] = list(handed.pending_replays)
         self._seen_requests: dict[str, None] = dict.fromkeys(handed.seen_requests)  # ordered, oldest first
         self._endpoint_ids: list[str] = list(handed.endpoint_ids)
+        self._resolved = 0  # endpoints this run resolved, for the Web UI's current details
         self._handing_over = False
         self._carry: list[DeliveryTarget] = []  # open deliveries stopped for the hand-over
         self._broken: Exception | None = None  # what broke a delivery task: a bug, never a delivery failure
@@ -167,6 +169,9 @@ class EventWorkflow:
                 self._launch(target)
             self._resolve_after = page.next_after
             self._resolving = page.next_after is not None
+            self._resolved += len(page.targets)
+            # Shown beside the static summary in the Web UI; not part of the history.
+            workflow.set_current_details(endpoints_details(self._resolved, self._resolving))
 
     async def _start_replay(self, request: ReplayRequest) -> None:
         """Restart the request's deliveries a page (one window) at a time, as room frees up.
@@ -347,6 +352,7 @@ class EventWorkflow:
             self._deliver_input(delivery),
             start_to_close_timeout=self._try_timeout(),
             retry_policy=FIRST_TRY_RETRY,
+            summary=delivery_summary(delivery.target.endpoint_id, delivery.target.host, first_try=True),
         )
 
     def _start_activity(self, delivery: Delivery) -> workflow.ActivityHandle:
@@ -358,6 +364,7 @@ class EventWorkflow:
                 delivery.target.retry, [ENDPOINT_PAUSED, DEAD_LETTERED, RETRY_LATER, RATE_LIMITED]
             ),
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=delivery_summary(delivery.target.endpoint_id, delivery.target.host, first_try=False),
         )
 
     def _after_first_try(self, delivery: Delivery, err: FailureError) -> Outcome:
