@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -137,7 +138,7 @@ class DeliveryActivities:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - clock) * 1000)
         status_code = response.status_code if response is not None and error is None else None
-        attempt = {
+        attempt: dict[str, Any] = {
             "started_at": started, "duration_ms": duration_ms,
             "status_code": status_code, "error": error, "response_body": response_body,
         }
@@ -186,7 +187,8 @@ class DeliveryActivities:
 
     async def _close(self, session: AsyncSession, delivery: Record, reason: str) -> None:
         await hot_path.set_delivery_status(
-            session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"), error=reason
+            session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"),
+            error=reason,
         )
         raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
 

@@ -115,7 +115,7 @@ def app_routes(app: FastAPI) -> list[Any]:
     `iter_route_contexts` to see through it; before, `app.routes` was flat already.
     """
     try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
         return list(app.routes)
     return list(iter_route_contexts(app.routes))

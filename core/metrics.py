@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram
 
 # --- the API -------------------------------------------------------------------------------------
 
-EVENTS_PUBLISHED = Counter("hookline_events_published_total", "Events accepted for delivery (new, not idempotent repeats)")
+EVENTS_PUBLISHED = Counter(
+    "hookline_events_published_total", "Events accepted for delivery (new, not idempotent repeats)"
+)
 REPLAYS_REQUESTED = Counter("hookline_replays_requested_total", "Replay requests accepted", ["scope"])
 
 # --- the worker ----------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ async def set_paused(
 
 
 async def disable_endpoint(
-    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, changes: dict[str, Any] | None = None
+    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint,
+    changes: dict[str, Any] | None = None,
 ) -> Endpoint:
     """Record the endpoint as disabled (with any other `changes`), then close its open deliveries as dead letters."""
     was_open = endpoint.status != "disabled"
@@ -98,7 +99,8 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
 
 
 async def replay_event(
-    *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
+    *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None,
+    delivery_ids: list[str] | None = None,
 ) -> None:
     async with reaching_temporal():
         await event_workflow_client.replay(

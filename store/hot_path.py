@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.store import db
-from hookline.store.tables import Attempt, Delivery, Endpoint, Event, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, core_table, utcnow
 
 
 # Statuses a delivery is still being worked on in; the others are final until a replay.
@@ -27,7 +27,7 @@ OPEN_STATUSES = ("pending", "retrying")
 Record = SimpleNamespace
 
 
-_ATTEMPT_TABLES = (Delivery.__table__, Endpoint.__table__, Event.__table__)
+_ATTEMPT_TABLES = (core_table(Delivery), core_table(Endpoint), core_table(Event))
 
 
 async def first_row(session: AsyncSession, stmt: Any) -> Any:
@@ -62,7 +62,7 @@ async def insert_event(
     )
     row = event.model_dump()
     try:
-        await db.write(session, lambda conn: conn.execute(insert(Event.__table__).values(**row)))
+        await db.write(session, lambda conn: conn.execute(insert(core_table(Event)).values(**row)))
     except IntegrityError:
         # Two publishes with one key raced; the first one wins.
         await session.rollback()
@@ -81,7 +81,7 @@ async def get_event_by_key(session: AsyncSession, *, app_id: str, idempotency_ke
 
 def _dispatched(event_id: str) -> Any:
     """The statement that marks an event's fan-out as begun."""
-    events = Event.__table__
+    events = core_table(Event)
     return update(events).where(events.c.id == event_id).values(dispatched=True)
 
 
@@ -108,14 +108,14 @@ async def undispatched_events(
 
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
-    await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))
+    await session.exec(delete(Event).where(col(Event.id) == event.id, col(Event.dispatched).is_(False)))
     await session.commit()
 
 
 
 async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | None:
     """What resolving an event's endpoints needs of it; None once it is deleted."""
-    events = Event.__table__
+    events = core_table(Event)
     stmt = core_select(events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched).where(
         events.c.id == event_id
     )
@@ -133,7 +133,7 @@ async def ensure_deliveries(
     or None when every endpoint of the application has been seen. Runs once per page of every
     event, so it reads through Core (see Record).
     """
-    endpoints, deliveries = Endpoint.__table__, Delivery.__table__
+    endpoints, deliveries = core_table(Endpoint), core_table(Delivery)
     conn = await session.connection()
     found: list[Any] = []
     after = after_endpoint_id
@@ -192,7 +192,9 @@ async def ensure_deliveries(
     return [(existing[ep.id], ep) for ep in found], after
 
 
-async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
+async def load_for_delivery(
+    session: AsyncSession, *, delivery_id: str
+) -> tuple[Record | None, Record | None, Record | None]:
     """A delivery with its endpoint and event, in one query; None where a row is gone."""
     deliveries, endpoints, events = _ATTEMPT_TABLES
     stmt = (
@@ -210,12 +212,12 @@ async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple
     values, records = tuple(row), []
     for table in _ATTEMPT_TABLES:  # the columns of each table in turn; an id of None: no row joined
         part, values = values[: len(table.c)], values[len(table.c) :]
-        records.append(Record(**dict(zip(table.c.keys(), part))) if part[0] is not None else None)
+        records.append(Record(**dict(zip(table.c.keys(), part, strict=True))) if part[0] is not None else None)
     return records[0], records[1], records[2]
 
 
 async def set_endpoint_disabled(session: AsyncSession, *, endpoint_id: str, reason: str) -> None:
-    endpoints = Endpoint.__table__
+    endpoints = core_table(Endpoint)
     stmt = update(endpoints).where(endpoints.c.id == endpoint_id).values(
         status="disabled", disabled_reason=reason, updated_at=utcnow()
     )
@@ -232,10 +234,10 @@ async def set_delivery_status(
         values["last_error"] = error
     stmt = (
         update(Delivery)
-        .where(Delivery.id == delivery_id, col(Delivery.status).in_(only_from))
+        .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(only_from))
         .values(**values)
     )
-    result = await session.exec(stmt)  # type: ignore[call-overload]
+    result = await session.exec(stmt)
     await session.commit()
     return bool(result.rowcount)
 
@@ -294,7 +296,7 @@ async def record_attempt(
     new state stands: the attempt must not spend a replay's budget nor close a replayed delivery.
     Every write to a delivery sets `updated_at`, so an unchanged `updated_at` means unchanged.
     """
-    deliveries = Delivery.__table__
+    deliveries = core_table(Delivery)
     values: dict[str, Any] = {
         "attempts": deliveries.c.attempts + 1,
         "last_status_code": attempt["status_code"],
@@ -307,15 +309,20 @@ async def record_attempt(
         moved = conn.execute(
             update(deliveries)
             .where(deliveries.c.id == delivery.id, deliveries.c.updated_at == delivery.updated_at)
-            .values(**values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at)
+            .values(
+                **values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at
+            )
             .returning(deliveries.c.attempts)
         ).first()
         current = moved is not None
         if moved is None:
             moved = conn.execute(
-                update(deliveries).where(deliveries.c.id == delivery.id).values(**values).returning(deliveries.c.attempts)
+                update(deliveries)
+                .where(deliveries.c.id == delivery.id)
+                .values(**values)
+                .returning(deliveries.c.attempts)
             ).one()
-        conn.execute(insert(Attempt.__table__).values(**attempt, delivery_id=delivery.id, number=moved[0]))
+        conn.execute(insert(core_table(Attempt)).values(**attempt, delivery_id=delivery.id, number=moved[0]))
         return current
 
     return await db.write(session, statements)

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.harness import ApiClient, Receiver, wait_for
 
@@ -22,7 +22,7 @@ async def test_signed_delivery_verifies_with_standardwebhooks(any_api: ApiClient
     assert got.headers["webhook-id"] == event["id"]
     assert got.headers["content-type"] == "application/json"
     assert got.headers["user-agent"].startswith("Hookline/")
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB").verify(got.body, got.headers)
 
 

@@ -66,7 +66,9 @@ async def replay_delivery(
     """Send this delivery again, whatever its status, with a fresh retry budget."""
     delivery = await _delivery_or_404(session, app.id, delivery_id)
     if await crud.get_endpoint(session, app_id=app.id, endpoint_id=delivery.endpoint_id) is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to"
+        )
     event = await crud.get_event(session, app_id=app.id, event_id=delivery.event_id)
     assert event is not None
     REPLAYS_REQUESTED.labels("delivery").inc()
@@ -80,7 +82,10 @@ async def replay_dead_letters(
 ) -> Replayed:
     """Replay every dead letter of the application (or of one endpoint, or updated since a time)."""
     body = body or DeadLetterReplay()
-    if body.endpoint_id is not None and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None:
+    if (
+        body.endpoint_id is not None
+        and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {body.endpoint_id} not found")
     count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
