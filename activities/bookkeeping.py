@@ -13,8 +13,9 @@ from hookline.core.messages import (
     ResolveTargetsResult,
 )
 from hookline.core.retry import effective_schedule
+from hookline.core.statuses import UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
 from hookline.store import hot_path
-from hookline.store.hot_path import Record
+from hookline.store.hot_path import FanOutDelivery, FanOutEndpoint
 from hookline.store.tables import Delivery, Endpoint
 
 
@@ -23,12 +24,12 @@ class BookkeepingActivities:
         self._sessions = sessions
         self._settings = settings
 
-    def _target(self, delivery: Delivery | Record, endpoint: Endpoint | Record) -> DeliveryTarget:
+    def _target(self, delivery: Delivery | FanOutDelivery, endpoint: Endpoint | FanOutEndpoint) -> DeliveryTarget:
         return DeliveryTarget(
             delivery_id=delivery.id,
             endpoint_id=endpoint.id,
             retry=effective_schedule(endpoint.retry, self._settings),
-            paused=endpoint.status == "paused",
+            paused=endpoint.status == EndpointStatus.PAUSED,
         )
 
     @activity.defn
@@ -41,7 +42,7 @@ class BookkeepingActivities:
             pairs, next_after = await hot_path.ensure_deliveries(
                 session, event=event, after_endpoint_id=input.after_endpoint_id, limit=input.limit
             )
-            targets = [self._target(d, e) for d, e in pairs if d.status in ("pending", "retrying", "paused")]
+            targets = [self._target(d, e) for d, e in pairs if d.status in UNSETTLED_STATUSES]
             return ResolveTargetsResult(targets=targets, next_after=next_after)
 
     @activity.defn
@@ -50,8 +51,8 @@ class BookkeepingActivities:
             return await hot_path.set_delivery_status(
                 session,
                 delivery_id=input.delivery_id,
-                status=input.status,
-                only_from=("pending", "retrying", "paused"),
+                status=DeliveryStatus(input.status),
+                only_from=UNSETTLED_STATUSES,
                 error=input.error,
             )
 

@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowQueryFailedError
 
 from hookline.core.config import Settings
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
+from hookline.core.statuses import OPEN_STATUSES, UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
 from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
 from hookline.store import crud
 from hookline.store.tables import Delivery, Endpoint, Event
@@ -43,12 +44,12 @@ async def set_paused(
 ) -> Endpoint:
     """Record the new status (with any other `changes`) first: every delivery attempt reads it,
     signals only make it prompt. If Temporal cannot be reached, everything is put back."""
-    if endpoint.status == "disabled":
+    if endpoint.status == EndpointStatus.DISABLED:
         raise Conflict("endpoint is disabled; PATCH status to active to re-enable it")
-    changes = {**(changes or {}), "status": "paused" if paused else "active"}
+    changes = {**(changes or {}), "status": EndpointStatus.PAUSED if paused else EndpointStatus.ACTIVE}
     before = {key: getattr(endpoint, key) for key in changes}
     endpoint = await crud.save(session, endpoint, changes)
-    statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
+    statuses: list[str] = list(OPEN_STATUSES) if paused else list(UNSETTLED_STATUSES)
     try:
         await _sweep(
             client,
@@ -70,8 +71,10 @@ async def disable_endpoint(
     changes: dict[str, Any] | None = None,
 ) -> Endpoint:
     """Record the endpoint as disabled (with any other `changes`), then close its open deliveries as dead letters."""
-    was_open = endpoint.status != "disabled"
-    endpoint = await crud.save(session, endpoint, {**(changes or {}), "status": "disabled", "disabled_reason": None})
+    was_open = endpoint.status != EndpointStatus.DISABLED
+    endpoint = await crud.save(
+        session, endpoint, {**(changes or {}), "status": EndpointStatus.DISABLED, "disabled_reason": None}
+    )
     if was_open:
         await _close_open_deliveries(client, settings, endpoint.id)
     return endpoint
@@ -91,7 +94,7 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
             settings,
             operation="close",
             scope=endpoint_id,
-            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=["paused", "pending", "retrying"]),
+            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
         )
     except TemporalError:
         # The status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt.
@@ -137,7 +140,8 @@ async def replay_dead_letters(
     since: datetime | None,
 ) -> int:
     """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
-    clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since)
+    dead: list[str] = [DeliveryStatus.DEAD_LETTERED]
+    clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since)
     up_to = await crud.newest_delivery_id(session, clauses=clauses)
     if up_to is None:
         return 0
@@ -151,7 +155,7 @@ async def replay_dead_letters(
         operation="replay",
         scope=app_id,
         page=DeliveryPageInput(
-            app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since, up_to_delivery_id=up_to
+            app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since, up_to_delivery_id=up_to
         ),
     )
     return count

@@ -45,7 +45,7 @@ async def get_app(session: AsyncSession, *, app_id: str) -> Application | None:
 
 
 async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
-    """Every publish asks this; Core, not the ORM (see Record)."""
+    """Every publish asks this; Core, not the ORM (see store/hot_path.py)."""
     apps = core_table(Application)
     stmt = core_select(apps.c.id).where(apps.c.id == app_id)
     return await first_row(session, stmt) is not None
@@ -78,7 +78,7 @@ async def get_event_type(session: AsyncSession, *, name: str) -> EventType | Non
 
 
 async def event_type_schema(session: AsyncSession, *, name: str) -> dict | None:
-    """The JSON Schema registered for an event type, if any; every publish asks (Core, see Record)."""
+    """The JSON Schema registered for an event type, if any; every publish asks (Core, see store/hot_path.py)."""
     types = core_table(EventType)
     stmt = core_select(types.c.json_schema).where(types.c.name == name)
     row = await first_row(session, stmt)

@@ -31,7 +31,7 @@ async def create_key(
 
 
 async def key_for_auth(session: AsyncSession, *, key_id: str) -> Any:
-    """What authenticating a key needs, by primary key (Core, as for every publish: see hot_path.Record)."""
+    """What authenticating a key needs, by primary key (Core, as for every publish: see store/hot_path.py)."""
     keys = core_table(ApiKey)
     stmt = core_select(
         keys.c.id, keys.c.key_hash, keys.c.scopes, keys.c.app_id, keys.c.expires_at, keys.c.last_used_at,
