@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowQueryFailedError
 
 from hookline.core.config import Settings
+from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
 from hookline.core.statuses import OPEN_STATUSES, UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
 from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
@@ -105,6 +106,14 @@ async def replay_event(
     *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None,
     delivery_ids: list[str] | None = None,
 ) -> None:
+    await _replay(client, settings, event, endpoint_id=endpoint_id, delivery_ids=delivery_ids)
+    # Counted here, not in the routes, so that every caller counts alike.
+    REPLAYS_REQUESTED.labels("event").inc()
+
+
+async def _replay(
+    client: Client, settings: Settings, event: Event, *, endpoint_id: str | None, delivery_ids: list[str] | None
+) -> None:
     async with reaching_temporal():
         await event_workflow_client.replay(
             client,
@@ -127,7 +136,8 @@ async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
 
 
 async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
-    await replay_event(client=client, settings=settings, event=event, delivery_ids=[delivery.id])
+    await _replay(client, settings, event, endpoint_id=None, delivery_ids=[delivery.id])
+    REPLAYS_REQUESTED.labels("delivery").inc()
 
 
 async def replay_dead_letters(
@@ -144,6 +154,7 @@ async def replay_dead_letters(
     clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since)
     up_to = await crud.newest_delivery_id(session, clauses=clauses)
     if up_to is None:
+        REPLAYS_REQUESTED.labels("dead_letters").inc()  # accepted, with nothing to replay
         return 0
     # Dead letters of deleted endpoints have nowhere to go: they are not replayed nor counted.
     count = await crud.count_deliveries(
@@ -158,4 +169,5 @@ async def replay_dead_letters(
             app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since, up_to_delivery_id=up_to
         ),
     )
+    REPLAYS_REQUESTED.labels("dead_letters").inc()
     return count

@@ -6,7 +6,6 @@ from sqlmodel import select
 from hookline.api.deps import AppDep, AttemptPaging, DeliveryId, DeliveryPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import CONFLICT, TEMPORAL
 from hookline.api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
-from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
 from hookline.store import crud
 from hookline.store.tables import Delivery
@@ -71,7 +70,6 @@ async def replay_delivery(
         )
     event = await crud.get_event(session, app_id=app.id, event_id=delivery.event_id)
     assert event is not None
-    REPLAYS_REQUESTED.labels("delivery").inc()
     await controls.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
     return delivery
 
@@ -90,5 +88,4 @@ async def replay_dead_letters(
     count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
     )
-    REPLAYS_REQUESTED.labels("dead_letters").inc()
     return Replayed(replayed=count)

@@ -6,7 +6,6 @@ from sqlmodel import select
 from hookline.api.deps import AppDep, EventId, EventPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import TEMPORAL
 from hookline.api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
-from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
 from hookline.services.errors import SchemaViolation
 from hookline.services.publishing import publish_event
@@ -96,6 +95,5 @@ async def replay_event(
             status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to an existing endpoint {endpoint_id}"
         )
     if deliveries:
-        REPLAYS_REQUESTED.labels("event").inc()
         await controls.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
     return Replayed(replayed=len(deliveries))
