@@ -135,7 +135,12 @@ async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
             raise TemporalUnavailable(f"the event's workflow could not answer: {exc}") from exc
 
 
-async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
+async def replay_delivery(*, session: AsyncSession, client: Client, settings: Settings, delivery: Delivery) -> None:
+    """Send the delivery again, whatever its status, with a fresh retry budget; Conflict if its endpoint is gone."""
+    if await crud.get_endpoint(session, app_id=delivery.app_id, endpoint_id=delivery.endpoint_id) is None:
+        raise Conflict(f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to")
+    event = await crud.get_event(session, app_id=delivery.app_id, event_id=delivery.event_id)
+    assert event is not None  # an event goes with its deliveries
     await _replay(client, settings, event, endpoint_id=None, delivery_ids=[delivery.id])
     REPLAYS_REQUESTED.labels("delivery").inc()
 

@@ -64,13 +64,7 @@ async def replay_delivery(
 ) -> Delivery:
     """Send this delivery again, whatever its status, with a fresh retry budget."""
     delivery = await _delivery_or_404(session, app.id, delivery_id)
-    if await crud.get_endpoint(session, app_id=app.id, endpoint_id=delivery.endpoint_id) is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to"
-        )
-    event = await crud.get_event(session, app_id=app.id, event_id=delivery.event_id)
-    assert event is not None
-    await controls.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
+    await controls.replay_delivery(session=session, client=client, settings=settings, delivery=delivery)
     return delivery
 
 
