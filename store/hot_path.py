@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Connection, Table, delete, insert, update
+from sqlalchemy import Column, Connection, Table, bindparam, delete, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -117,12 +117,21 @@ def _columns(table: Table, names: tuple[str, ...]) -> tuple[Column[Any], ...]:
     return tuple(table.c[name] for name in names)
 
 
-# load_for_delivery's columns, and the slice of its result each row class is built from.
-_ATTEMPT_COLUMNS = [
-    *_columns(DELIVERIES, DeliveryRow._fields),
-    *_columns(ENDPOINTS, EndpointRow._fields),
-    *_columns(EVENTS, EventRow._fields),
-]
+# load_for_delivery's statement, built once (its cache key is then computed once, not per
+# attempt), and the slice of its result each row class is built from.
+_LOAD_FOR_DELIVERY = (
+    core_select(
+        *_columns(DELIVERIES, DeliveryRow._fields),
+        *_columns(ENDPOINTS, EndpointRow._fields),
+        *_columns(EVENTS, EventRow._fields),
+    )
+    .select_from(
+        DELIVERIES.outerjoin(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id).outerjoin(
+            EVENTS, EVENTS.c.id == DELIVERIES.c.event_id
+        )
+    )
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+)
 _ENDPOINT_FROM = len(DeliveryRow._fields)
 _EVENT_FROM = _ENDPOINT_FROM + len(EndpointRow._fields)
 
@@ -291,17 +300,8 @@ async def load_for_delivery(
     session: AsyncSession, *, delivery_id: str
 ) -> tuple[DeliveryRow | None, EndpointRow | None, EventRow | None]:
     """A delivery with its endpoint and event, in one query; None where a row is gone."""
-    deliveries, endpoints, events = DELIVERIES, ENDPOINTS, EVENTS
-    stmt = (
-        core_select(*_ATTEMPT_COLUMNS)
-        .select_from(
-            deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id).outerjoin(
-                events, events.c.id == deliveries.c.event_id
-            )
-        )
-        .where(deliveries.c.id == delivery_id)
-    )
-    row = await first_row(session, stmt)
+    conn = await session.connection()
+    row = (await conn.execute(_LOAD_FOR_DELIVERY, {"delivery_id": delivery_id})).first()
     if row is None:
         return None, None, None
     # Each row's columns in turn; an id (its first column) of None: no row joined.
