@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -52,7 +52,10 @@ def dev_server_command(
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     if db_file is not None:
         # WAL doubles the persisted server's throughput over SQLite's defaults.
-        cmd += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+        cmd += [
+            "--db-filename", str(db_file),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+        ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     # Hand new tasks to the worker at once instead of polling at 20/s: lower publish-to-delivery latency.
@@ -75,7 +78,7 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: Any) -> Settings:
     """Settings from the environment and the command's options; a bad value stops with its name."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -173,14 +176,16 @@ def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float = 30) -> Non
 
 @app.command()
 def dev(
-    port: Annotated[Optional[int], typer.Option(help="API port [HOOKLINE_PORT, 8000]")] = None,
-    temporal_port: Annotated[Optional[int], typer.Option(help="Temporal gRPC port [HOOKLINE_TEMPORAL_PORT, 7233]")] = None,
-    ui_port: Annotated[Optional[int], typer.Option(help="Temporal Web UI port [HOOKLINE_UI_PORT, 8233]")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="State directory [HOOKLINE_DATA_DIR, .hookline]")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes [HOOKLINE_DEV_WORKERS, 2]")] = None,
+    port: Annotated[int | None, typer.Option(help="API port [HOOKLINE_PORT, 8000]")] = None,
+    temporal_port: Annotated[int | None, typer.Option(help="Temporal gRPC port [HOOKLINE_TEMPORAL_PORT, 7233]")] = None,
+    ui_port: Annotated[int | None, typer.Option(help="Temporal Web UI port [HOOKLINE_UI_PORT, 8233]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="State directory [HOOKLINE_DATA_DIR, .hookline]")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [HOOKLINE_DEV_WORKERS, 2]")] = None,
 ) -> None:
     """The whole stack in one process tree: Temporal dev server, workers and API. Ctrl-C stops it."""
-    settings = _settings(port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir, dev_workers=workers)
+    settings = _settings(
+        port=port, temporal_port=temporal_port, ui_port=ui_port, data_dir=data_dir, dev_workers=workers
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The one process that migrates by itself: development keeps up with the code it runs.
     _migrate(settings)
@@ -232,7 +237,10 @@ def dev(
         wait_for_port(settings.temporal_port, 60, temporal)
         for n in range(settings.dev_workers):
             # One metrics port each, counting up from the one set.
-            metrics = {} if settings.worker_metrics_port is None else {"HOOKLINE_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
+            metrics = (
+                {} if settings.worker_metrics_port is None
+                else {"HOOKLINE_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
+            )
             spawn(f"worker {n + 1}", [sys.executable, "-m", "hookline.cli", "worker"], **metrics)
         api = spawn("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(settings.port)])
         wait_for_port(settings.port, 60, api, host=settings.host)
@@ -245,7 +253,8 @@ def dev(
             f"  Temporal     {temporal_address} (namespace {settings.temporal_namespace})\n"
             f"  Web UI       http://127.0.0.1:{settings.ui_port}\n"
             f"  Data dir     {settings.data_dir}\n"
-            f"  Secrets      encrypted at rest (key: HOOKLINE_ENCRYPTION_KEY, or {settings.data_dir / 'encryption-key'})\n"
+            "  Secrets      encrypted at rest "
+            f"(key: HOOKLINE_ENCRYPTION_KEY, or {settings.data_dir / 'encryption-key'})\n"
             "Ctrl-C stops everything.\n"
         )
         while not stopping:
@@ -257,15 +266,15 @@ def dev(
     except (RuntimeError, TimeoutError) as exc:
         typer.echo(f"hookline dev could not start: {exc}", err=True)
         _stop(procs)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     _stop(procs)
     typer.echo("stopped")
 
 
 @app.command()
 def api(
-    port: Annotated[Optional[int], typer.Option(help="Port [HOOKLINE_PORT, 8000]")] = None,
-    host: Annotated[Optional[str], typer.Option(help="Interface [HOOKLINE_HOST, 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [HOOKLINE_PORT, 8000]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface [HOOKLINE_HOST, 127.0.0.1]")] = None,
 ) -> None:
     """The HTTP API, against HOOKLINE_TEMPORAL_ADDRESS and HOOKLINE_DATABASE_URL."""
     from hookline.api.main import create_app
@@ -337,7 +346,7 @@ def rekey() -> None:
         count = asyncio.run(run())
     except crypto.EncryptionKeyError as exc:
         typer.echo(f"rekey stopped: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"re-encrypted the secrets and headers of {count} endpoints under the first key")
 
 

@@ -15,8 +15,9 @@ from hookline.core.messages import (
 from hookline.core.metrics import DEAD_LETTERS, DELIVERIES_REPLAYED
 from hookline.core.retry import effective_schedule
 from hookline.core.summaries import url_host
+from hookline.core.statuses import UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
 from hookline.store import hot_path
-from hookline.store.hot_path import Record
+from hookline.store.hot_path import FanOutDelivery, FanOutEndpoint
 from hookline.store.tables import Delivery, Endpoint
 
 
@@ -25,12 +26,12 @@ class BookkeepingActivities:
         self._sessions = sessions
         self._settings = settings
 
-    def _target(self, delivery: Delivery | Record, endpoint: Endpoint | Record) -> DeliveryTarget:
+    def _target(self, delivery: Delivery | FanOutDelivery, endpoint: Endpoint | FanOutEndpoint) -> DeliveryTarget:
         return DeliveryTarget(
             delivery_id=delivery.id,
             endpoint_id=endpoint.id,
             retry=effective_schedule(endpoint.retry, self._settings),
-            paused=endpoint.status == "paused",
+            paused=endpoint.status == EndpointStatus.PAUSED,
             host=url_host(endpoint.url),
         )
 
@@ -44,7 +45,7 @@ class BookkeepingActivities:
             pairs, next_after = await hot_path.ensure_deliveries(
                 session, event=event, after_endpoint_id=input.after_endpoint_id, limit=input.limit
             )
-            targets = [self._target(d, e) for d, e in pairs if d.status in ("pending", "retrying", "paused")]
+            targets = [self._target(d, e) for d, e in pairs if d.status in UNSETTLED_STATUSES]
             return ResolveTargetsResult(targets=targets, next_after=next_after)
 
     @activity.defn
@@ -53,8 +54,8 @@ class BookkeepingActivities:
             moved = await hot_path.set_delivery_status(
                 session,
                 delivery_id=input.delivery_id,
-                status=input.status,
-                only_from=("pending", "retrying", "paused"),
+                status=DeliveryStatus(input.status),
+                only_from=UNSETTLED_STATUSES,
                 error=input.error,
             )
         if moved and input.status == "dead_lettered":  # Temporal stopped retrying its activity

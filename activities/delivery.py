@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -21,25 +22,26 @@ from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
 from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from hookline.core.summaries import url_host
 from hookline.core.signing import signature_header
+from hookline.core.statuses import UNSETTLED_STATUSES, AttemptErrorKind, DeliveryStatus, EndpointStatus
 from hookline.core.version import VERSION
 from hookline.store import hot_path
-from hookline.store.hot_path import Record
+from hookline.store.hot_path import DeliveryRow, EndpointRow, EventRow
 
 USER_AGENT = f"Hookline/{VERSION}"
 
 log = logging.getLogger("hookline.delivery")
 
-# ApplicationError types the event workflow tells apart.
-ENDPOINT_PAUSED = "EndpointPaused"
-DEAD_LETTERED = "DeadLettered"
-NOT_YET_DUE = "NotYetDue"
-CHANGED_MEANWHILE = "ChangedMeanwhile"
+# ApplicationError types the event workflow tells apart (see AttemptErrorKind).
+ENDPOINT_PAUSED = AttemptErrorKind.ENDPOINT_PAUSED
+DEAD_LETTERED = AttemptErrorKind.DEAD_LETTERED
+NOT_YET_DUE = AttemptErrorKind.NOT_YET_DUE
+CHANGED_MEANWHILE = AttemptErrorKind.CHANGED_MEANWHILE
 # The next attempt is far off: the workflow waits for it on a timer (details: the seconds),
 # so the delivery gives its fan-out window slot to others meanwhile.
-RETRY_LATER = "RetryLater"
+RETRY_LATER = AttemptErrorKind.RETRY_LATER
 # Over the endpoint's rate_limit: the workflow waits on a timer, then tries again in the slot this
 # try reserved, with no attempt spent (details: the seconds to wait, the RateSlot).
-RATE_LIMITED = "RateLimited"
+RATE_LIMITED = AttemptErrorKind.RATE_LIMITED
 
 # Waits up to this long stay with Temporal's activity retry (no history events, the slot kept);
 # longer ones become workflow timers that hold no slot.
@@ -58,14 +60,16 @@ RATE_LEAD_SLOTS = 10
 RATE_SLOT_MISSED_S = 1.0
 
 
-def retry_error(message: str, delay: timedelta, *, retryable_type: str, timer_waits: bool) -> ApplicationError:
+def retry_error(
+    message: str, delay: timedelta, *, retryable_type: AttemptErrorKind, timer_waits: bool
+) -> ApplicationError:
     """The error that makes the next attempt come after `delay`."""
     if timer_waits and delay > HOLD_SLOT_UP_TO:
         return ApplicationError(message, delay.total_seconds(), type=RETRY_LATER, non_retryable=True)
     return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
 
-def envelope(event: Record) -> str:
+def envelope(event: EventRow) -> str:
     """The body every attempt of an event sends, byte for byte."""
     return json.dumps(
         {
@@ -91,16 +95,16 @@ class DeliveryActivities:
             delivery, endpoint, event = await hot_path.load_for_delivery(session, delivery_id=input.delivery_id)
             if delivery is None:
                 raise ApplicationError("delivery no longer exists", type=DEAD_LETTERED, non_retryable=True)
-            if delivery.status == "succeeded":  # an earlier try got through; do not send again
+            if delivery.status == DeliveryStatus.SUCCEEDED:  # an earlier try got through; do not send again
                 return DeliverResult(status_code=delivery.last_status_code or 200)
-            if delivery.status == "dead_lettered":
+            if delivery.status == DeliveryStatus.DEAD_LETTERED:
                 raise ApplicationError(delivery.last_error or "dead-lettered", type=DEAD_LETTERED, non_retryable=True)
             if endpoint is None or event is None:
                 await self._close(session, delivery, "endpoint or event was deleted")
             assert endpoint is not None and event is not None
-            if endpoint.status == "paused":
+            if endpoint.status == EndpointStatus.PAUSED:
                 raise ApplicationError("endpoint is paused", type=ENDPOINT_PAUSED, non_retryable=True)
-            if endpoint.status == "disabled":
+            if endpoint.status == EndpointStatus.DISABLED:
                 await self._close(session, delivery, "endpoint is disabled")
             now = datetime.now(timezone.utc)
             if delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
@@ -142,7 +146,7 @@ class DeliveryActivities:
         )
 
     async def _attempt(
-        self, session: AsyncSession, delivery: Record, endpoint: Record, event: Record, input: DeliverInput
+        self, session: AsyncSession, delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, input: DeliverInput
     ) -> int:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
         body = envelope(event)
@@ -180,25 +184,26 @@ class DeliveryActivities:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = int((time.monotonic() - clock) * 1000)
         status_code = response.status_code if response is not None and error is None else None
-        attempt = {
+        attempt: dict[str, Any] = {
             "started_at": started, "duration_ms": duration_ms,
             "status_code": status_code, "error": error, "response_body": response_body,
         }
         ATTEMPT_SECONDS.observe(duration_ms / 1000)
 
         delay: float | None = None
+        status: DeliveryStatus
         if blocked is not None:
-            status, attempt["error"] = "dead_lettered", f"blocked: {blocked}"  # no connection was made
+            status, attempt["error"] = DeliveryStatus.DEAD_LETTERED, f"blocked: {blocked}"  # no connection was made
         elif status_code is not None and 200 <= status_code < 300:
-            status = "succeeded"
+            status = DeliveryStatus.SUCCEEDED
         elif status_code == 410:
-            status, attempt["error"] = "dead_lettered", "410 Gone: endpoint disabled"
+            status, attempt["error"] = DeliveryStatus.DEAD_LETTERED, "410 Gone: endpoint disabled"
         else:
             attempt["error"] = attempt["error"] or f"HTTP {status_code}"
             if delivery.cycle_attempts + 1 >= input.retry.max_attempts:
-                status = "dead_lettered"
+                status = DeliveryStatus.DEAD_LETTERED
             else:
-                status, delay = "retrying", input.retry.delay_after(delivery.cycle_attempts + 1)
+                status, delay = DeliveryStatus.RETRYING, input.retry.delay_after(delivery.cycle_attempts + 1)
                 if response is not None and status_code in (429, 503):
                     asked = retry_after_seconds(response, started)
                     if asked is not None:
@@ -216,21 +221,23 @@ class DeliveryActivities:
             raise ApplicationError(
                 "delivery changed during this attempt", type=CHANGED_MEANWHILE, next_retry_delay=timedelta(seconds=1)
             )
-        if status_code is not None and status == "succeeded":
+        if status_code is not None and status == DeliveryStatus.SUCCEEDED:
             return status_code
-        if status == "dead_lettered":
+        if status == DeliveryStatus.DEAD_LETTERED:
             closed_at_once = status_code == 410 or blocked is not None
             reason = attempt["error"] if closed_at_once else f"attempts exhausted; last: {attempt['error']}"
             raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
         assert delay is not None
         # The delay is set here, from the delivery's own count, so it survives pause and resume.
         raise retry_error(
-            attempt["error"], timedelta(seconds=delay), retryable_type="AttemptFailed", timer_waits=input.timer_waits
+            attempt["error"], timedelta(seconds=delay),
+            retryable_type=AttemptErrorKind.ATTEMPT_FAILED, timer_waits=input.timer_waits,
         )
 
-    async def _close(self, session: AsyncSession, delivery: Record, reason: str) -> None:
+    async def _close(self, session: AsyncSession, delivery: DeliveryRow, reason: str) -> None:
         closed = await hot_path.set_delivery_status(
-            session, delivery_id=delivery.id, status="dead_lettered", only_from=("pending", "retrying", "paused"), error=reason
+            session, delivery_id=delivery.id, status=DeliveryStatus.DEAD_LETTERED, only_from=UNSETTLED_STATUSES,
+            error=reason,
         )
         if closed:
             DEAD_LETTERS.labels("endpoint_closed").inc()

@@ -44,7 +44,8 @@ class SweepActivities:
     async def signal_page(self, input: SignalPageInput) -> None:
         """Signal each event workflow once, however many of its deliveries are on the page."""
         by_event = [
-            list(group) for _, group in groupby(sorted(input.deliveries, key=lambda d: d.event_id), key=lambda d: d.event_id)
+            list(group)
+            for _, group in groupby(sorted(input.deliveries, key=lambda d: d.event_id), key=lambda d: d.event_id)
         ]
         gate = asyncio.Semaphore(SIGNAL_CONCURRENCY)
 

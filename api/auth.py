@@ -24,6 +24,8 @@ from fastapi.responses import JSONResponse
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import Response
 from starlette.routing import Match
 
 from hookline.core.config import Settings
@@ -115,7 +117,7 @@ def app_routes(app: FastAPI) -> list[Any]:
     `iter_route_contexts` to see through it; before, `app.routes` was flat already.
     """
     try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
         return list(app.routes)
     return list(iter_route_contexts(app.routes))
@@ -245,6 +247,12 @@ class Gatekeeper:
         if not credential.may(scope):
             return _refuse(status.HTTP_403_FORBIDDEN, f"this credential lacks the {scope} scope this route needs")
         return None
+
+    async def middleware(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """The check as HTTP middleware: it runs before the body is parsed, so an unauthenticated or
+        unauthorized caller learns nothing from a 422 (see `check` for the order of the checks)."""
+        refusal = await self.check(request)
+        return refusal if refusal is not None else await call_next(request)
 
     def _match(self, request: Request) -> tuple[Any, dict]:
         if self._routes is None:  # routes are all added once the app serves

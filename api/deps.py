@@ -92,7 +92,10 @@ def paging(cursor_pattern: str, cursor_format: str) -> Any:
             limit: Annotated[int, Query(ge=1, le=250, description="Page size")] = 50,
             cursor: Annotated[
                 str | None,
-                Query(max_length=128, pattern=cursor_pattern, description=f"next_cursor of the previous page: {cursor_format}"),
+                Query(
+                    max_length=128, pattern=cursor_pattern,
+                    description=f"next_cursor of the previous page: {cursor_format}",
+                ),
             ] = None,
         ):
             super().__init__(limit, cursor)
@@ -107,6 +110,7 @@ EndpointPaging = paging(id_format("ep"), "an endpoint id")
 EventPaging = paging(id_format("evt"), "an event id")
 DeliveryPaging = paging(id_format("dlv"), "a delivery id")
 AttemptPaging = paging(ATTEMPT_CURSOR, "an attempt number")
+KeyPaging = paging(id_format("key"), "an API key id")
 
 
 async def get_app_or_404(app_id: str, session: SessionDep, credential: CredentialDep) -> Application:

@@ -39,7 +39,9 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     # FastAPI answers a body it cannot decode at all (not UTF-8) with 400; to a client it is
     # malformed JSON like any other, and the API documents that as 422.
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == "There was an error parsing the body":
-        return JSONResponse({"detail": "request body is not valid JSON"}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return JSONResponse(
+            {"detail": "request body is not valid JSON"}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
     return await http_exception_handler(request, exc)
 
 
@@ -74,10 +76,12 @@ async def temporal_error(request: Request, exc: RPCError) -> JSONResponse:
 
 # --- what OpenAPI says each route can answer -----------------------------------------------------
 
-def _error(description: str, model: type = ErrorOut, **headers: str) -> dict[str, Any]:
+def _error(description: str, model: type = ErrorOut, /, **headers: str) -> dict[str, Any]:
     documented: dict[str, Any] = {"description": description, "model": model}
     if headers:
-        documented["headers"] = {name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()}
+        documented["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in headers.items()
+        }
     return documented
 
 
@@ -99,10 +103,10 @@ V1_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _error("Over the credential's request budget", **{"Retry-After": "Seconds to wait"}),
 }
 
-CONFLICT = {409: _error("The resource's state does not allow this")}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: _error("The resource's state does not allow this")}
 
 # Routes that reach Temporal.
-TEMPORAL = {
+TEMPORAL: dict[int | str, dict[str, Any]] = {
     502: _error("Temporal refused the call: the deployment needs fixing"),
     503: _error("Temporal is unreachable; try again", **{"Retry-After": "Seconds to wait"}),
 }

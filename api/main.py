@@ -3,8 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
 from hookline.api.audit import AuditTrail
 from hookline.api.auth import Gatekeeper
@@ -48,14 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.middleware("http")(refuse_nul)
 
-    gatekeeper = Gatekeeper(app, settings)
-
-    @app.middleware("http")
-    async def authenticate_first(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # Before the body is parsed, so an unauthenticated or unauthorized caller learns nothing
-        # from a 422; see api.auth for the order of the checks.
-        refusal = await gatekeeper.check(request)
-        return refusal if refusal is not None else await call_next(request)
+    app.middleware("http")(Gatekeeper(app, settings).middleware)  # authenticates before the body is parsed
 
     install_error_handlers(app)
 

@@ -3,7 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
+from pydantic import (
+    AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator,
+)
 
 from hookline.core.event_types import FILTER_PATTERN, NAME_PATTERN
 from hookline.core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
@@ -25,7 +27,8 @@ def _no_credentials(url: AnyHttpUrl) -> AnyHttpUrl:
     """A user or password in the URL would be stored and shown in clear; headers are sealed."""
     if url.username or url.password:
         raise ValueError(
-            "credentials in the URL are not allowed: put them in `headers` (e.g. Authorization), which are stored encrypted"
+            "credentials in the URL are not allowed: put them in `headers` (e.g. Authorization), "
+            "which are stored encrypted"
         )
     return url
 
@@ -54,7 +57,8 @@ class Input(BaseModel):
 class Page(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page (the format of this list's `cursor` parameter); null on the last page"
+        description="Pass as `cursor` for the next page (the format of this list's `cursor` parameter); "
+        "null on the last page"
     )
 
 

@@ -14,7 +14,9 @@ from hookline.core.crypto import parse_keys
 
 class Settings(BaseSettings):
     # Errors name the setting, never echo its value: some values are keys.
-    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", env_file=".env", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKLINE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path(".hookline")
     database_url: str | None = Field(

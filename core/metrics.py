@@ -14,7 +14,9 @@ from prometheus_client.registry import REGISTRY, Collector
 
 # --- the API -------------------------------------------------------------------------------------
 
-EVENTS_PUBLISHED = Counter("hookline_events_published_total", "Events accepted for delivery (new, not idempotent repeats)")
+EVENTS_PUBLISHED = Counter(
+    "hookline_events_published_total", "Events accepted for delivery (new, not idempotent repeats)"
+)
 REPLAYS_REQUESTED = Counter("hookline_replays_requested_total", "Replay requests accepted", ["scope"])
 
 # Every status a delivery can be in: the label's values, each listed (at 0 too) once counted.

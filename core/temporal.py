@@ -32,7 +32,9 @@ def connection_security(settings: Settings) -> dict[str, Any]:
     """
     files = (settings.temporal_tls_ca_file, settings.temporal_tls_cert_file, settings.temporal_tls_key_file)
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    uses_tls = settings.temporal_tls or api_key is not None or settings.temporal_tls_server_name is not None or any(files)
+    uses_tls = (
+        settings.temporal_tls or api_key is not None or settings.temporal_tls_server_name is not None or any(files)
+    )
     if not uses_tls:
         return {"tls": False, "api_key": None}
     ca, cert, key = (path.read_bytes() if path is not None else None for path in files)

@@ -9,7 +9,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowQueryFailedError
 
 from hookline.core.config import Settings
+from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
+from hookline.core.statuses import OPEN_STATUSES, UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
 from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
 from hookline.store import crud
 from hookline.store.tables import Delivery, Endpoint, Event
@@ -43,12 +45,12 @@ async def set_paused(
 ) -> Endpoint:
     """Record the new status (with any other `changes`) first: every delivery attempt reads it,
     signals only make it prompt. If Temporal cannot be reached, everything is put back."""
-    if endpoint.status == "disabled":
+    if endpoint.status == EndpointStatus.DISABLED:
         raise Conflict("endpoint is disabled; PATCH status to active to re-enable it")
-    changes = {**(changes or {}), "status": "paused" if paused else "active"}
+    changes = {**(changes or {}), "status": EndpointStatus.PAUSED if paused else EndpointStatus.ACTIVE}
     before = {key: getattr(endpoint, key) for key in changes}
     endpoint = await crud.save(session, endpoint, changes)
-    statuses = ["pending", "retrying"] if paused else ["paused", "pending", "retrying"]
+    statuses: list[str] = list(OPEN_STATUSES) if paused else list(UNSETTLED_STATUSES)
     try:
         await _sweep(
             client,
@@ -66,11 +68,14 @@ async def set_paused(
 
 
 async def disable_endpoint(
-    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint, changes: dict[str, Any] | None = None
+    *, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint,
+    changes: dict[str, Any] | None = None,
 ) -> Endpoint:
     """Record the endpoint as disabled (with any other `changes`), then close its open deliveries as dead letters."""
-    was_open = endpoint.status != "disabled"
-    endpoint = await crud.save(session, endpoint, {**(changes or {}), "status": "disabled", "disabled_reason": None})
+    was_open = endpoint.status != EndpointStatus.DISABLED
+    endpoint = await crud.save(
+        session, endpoint, {**(changes or {}), "status": EndpointStatus.DISABLED, "disabled_reason": None}
+    )
     if was_open:
         await _close_open_deliveries(client, settings, endpoint.id)
     return endpoint
@@ -90,7 +95,7 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
             settings,
             operation="close",
             scope=endpoint_id,
-            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=["paused", "pending", "retrying"]),
+            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
         )
     except TemporalError:
         # The status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt.
@@ -98,7 +103,16 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
 
 
 async def replay_event(
-    *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None, delivery_ids: list[str] | None = None
+    *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None,
+    delivery_ids: list[str] | None = None,
+) -> None:
+    await _replay(client, settings, event, endpoint_id=endpoint_id, delivery_ids=delivery_ids)
+    # Counted here, not in the routes, so that every caller counts alike.
+    REPLAYS_REQUESTED.labels("event").inc()
+
+
+async def _replay(
+    client: Client, settings: Settings, event: Event, *, endpoint_id: str | None, delivery_ids: list[str] | None
 ) -> None:
     async with reaching_temporal():
         await event_workflow_client.replay(
@@ -121,8 +135,14 @@ async def open_deliveries(*, client: Client, event: Event) -> dict[str, str]:
             raise TemporalUnavailable(f"the event's workflow could not answer: {exc}") from exc
 
 
-async def replay_delivery(*, client: Client, settings: Settings, event: Event, delivery: Delivery) -> None:
-    await replay_event(client=client, settings=settings, event=event, delivery_ids=[delivery.id])
+async def replay_delivery(*, session: AsyncSession, client: Client, settings: Settings, delivery: Delivery) -> None:
+    """Send the delivery again, whatever its status, with a fresh retry budget; Conflict if its endpoint is gone."""
+    if await crud.get_endpoint(session, app_id=delivery.app_id, endpoint_id=delivery.endpoint_id) is None:
+        raise Conflict(f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to")
+    event = await crud.get_event(session, app_id=delivery.app_id, event_id=delivery.event_id)
+    assert event is not None  # an event goes with its deliveries
+    await _replay(client, settings, event, endpoint_id=None, delivery_ids=[delivery.id])
+    REPLAYS_REQUESTED.labels("delivery").inc()
 
 
 async def replay_dead_letters(
@@ -135,9 +155,11 @@ async def replay_dead_letters(
     since: datetime | None,
 ) -> int:
     """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
-    clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since)
+    dead: list[str] = [DeliveryStatus.DEAD_LETTERED]
+    clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since)
     up_to = await crud.newest_delivery_id(session, clauses=clauses)
     if up_to is None:
+        REPLAYS_REQUESTED.labels("dead_letters").inc()  # accepted, with nothing to replay
         return 0
     # Dead letters of deleted endpoints have nowhere to go: they are not replayed nor counted.
     count = await crud.count_deliveries(
@@ -149,7 +171,8 @@ async def replay_dead_letters(
         operation="replay",
         scope=app_id,
         page=DeliveryPageInput(
-            app_id=app_id, endpoint_id=endpoint_id, statuses=["dead_lettered"], since=since, up_to_delivery_id=up_to
+            app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since, up_to_delivery_id=up_to
         ),
     )
+    REPLAYS_REQUESTED.labels("dead_letters").inc()
     return count

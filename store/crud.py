@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
 from hookline.store.hot_path import first_row
-from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
+from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, core_table, utcnow
 
 
 T = TypeVar("T")
@@ -45,8 +45,8 @@ async def get_app(session: AsyncSession, *, app_id: str) -> Application | None:
 
 
 async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
-    """Every publish asks this; Core, not the ORM (see Record)."""
-    apps = Application.__table__
+    """Every publish asks this; Core, not the ORM (see store/hot_path.py)."""
+    apps = core_table(Application)
     stmt = core_select(apps.c.id).where(apps.c.id == app_id)
     return await first_row(session, stmt) is not None
 
@@ -55,9 +55,9 @@ async def delete_app(session: AsyncSession, *, app: Application) -> None:
     """An application goes with everything it owns."""
     delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
     await session.exec(delete(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)))
-    await session.exec(delete(Delivery).where(Delivery.app_id == app.id))
-    await session.exec(delete(Event).where(Event.app_id == app.id))
-    await session.exec(delete(Endpoint).where(Endpoint.app_id == app.id))
+    await session.exec(delete(Delivery).where(col(Delivery.app_id) == app.id))
+    await session.exec(delete(Event).where(col(Event.app_id) == app.id))
+    await session.exec(delete(Endpoint).where(col(Endpoint.app_id) == app.id))
     await session.delete(app)
     await session.commit()
 
@@ -66,7 +66,7 @@ async def save(session: AsyncSession, row: T, changes: dict[str, Any]) -> T:
     for key, value in changes.items():
         setattr(row, key, value)
     if hasattr(row, "updated_at"):
-        row.updated_at = utcnow()  # type: ignore[attr-defined]
+        row.updated_at = utcnow()
     session.add(row)
     await session.commit()
     return row
@@ -78,8 +78,8 @@ async def get_event_type(session: AsyncSession, *, name: str) -> EventType | Non
 
 
 async def event_type_schema(session: AsyncSession, *, name: str) -> dict | None:
-    """The JSON Schema registered for an event type, if any; every publish asks (Core, see Record)."""
-    types = EventType.__table__
+    """The JSON Schema registered for an event type, if any; every publish asks (Core, see store/hot_path.py)."""
+    types = core_table(EventType)
     stmt = core_select(types.c.json_schema).where(types.c.name == name)
     row = await first_row(session, stmt)
     return row.json_schema if row is not None else None

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.store import db
 from hookline.store.crud import page_by_id
-from hookline.store.tables import ApiKey, utcnow
+from hookline.store.tables import ApiKey, core_table, utcnow
 
 # last_used_at is written at most this often per key, so using a key stays one indexed read.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -31,8 +31,8 @@ async def create_key(
 
 
 async def key_for_auth(session: AsyncSession, *, key_id: str) -> Any:
-    """What authenticating a key needs, by primary key (Core, as for every publish: see hot_path.Record)."""
-    keys = ApiKey.__table__
+    """What authenticating a key needs, by primary key (Core, as for every publish: see store/hot_path.py)."""
+    keys = core_table(ApiKey)
     stmt = core_select(
         keys.c.id, keys.c.key_hash, keys.c.scopes, keys.c.app_id, keys.c.expires_at, keys.c.last_used_at,
         keys.c.revoked_at,
@@ -42,7 +42,7 @@ async def key_for_auth(session: AsyncSession, *, key_id: str) -> Any:
 
 async def touch_last_used(session: AsyncSession, *, key_id: str, now: datetime) -> None:
     """Set last_used_at unless another request (or API process) did within LAST_USED_EVERY."""
-    keys = ApiKey.__table__
+    keys = core_table(ApiKey)
     stmt = (
         update(keys)
         .where(keys.c.id == key_id)

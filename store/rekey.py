@@ -1,9 +1,10 @@
 """`hookline rekey`: seal every stored secret and header value again under the newest key."""
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hookline.store.tables import Endpoint
+from hookline.store.tables import Endpoint, core_table
 
 
 async def rekey_endpoints(sessions: async_sessionmaker[AsyncSession], *, batch: int = 500) -> int:
@@ -12,7 +13,7 @@ async def rekey_endpoints(sessions: async_sessionmaker[AsyncSession], *, batch: 
     Clear values left by older versions are sealed too. A row written meanwhile (every write sets
     `updated_at`) is left alone: its writer sealed it with the keys it runs with.
     """
-    endpoints = Endpoint.__table__
+    endpoints = core_table(Endpoint)
     sealed = (endpoints.c.secret, endpoints.c.previous_secret, endpoints.c.headers)
     rewritten, after = 0, ""
     while True:

@@ -4,7 +4,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Table, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import AutoString, Field, SQLModel
 
 from hookline.core import crypto
@@ -57,6 +57,11 @@ class SealedJSON(TypeDecorator[dict]):
         if isinstance(value, str):
             return json.loads(crypto.unseal(value))
         return value
+
+
+def core_table(model: type[SQLModel]) -> Table:
+    """A table model's SQLAlchemy Core table, for the Core statements (SQLModel sets `__table__` untyped)."""
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def _ts(**kw: Any) -> Any:

@@ -3,8 +3,7 @@
 import json
 
 import pytest
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.harness import ApiClient, Receiver, wait_for
 

@@ -198,7 +198,7 @@ class EventWorkflow:
             self._note_endpoints(targets)
             replayed = {t.delivery_id for t in targets}
             # A delivery still waiting out a backoff goes again now, with its fresh budget.
-            self._cancel_activities(lambda d: d.target.delivery_id in replayed)
+            self._cancel_activities(lambda d: d.target.delivery_id in replayed)  # noqa: B023 (called at once)
             for target in targets:
                 delivery = self._deliveries.get(target.delivery_id)
                 if delivery is None:
@@ -310,14 +310,14 @@ class EventWorkflow:
                 lambda: endpoint_id not in self._paused_endpoints or self._handing_over,
                 timeout=PAUSE_RECHECK,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             # Let the activity look at the endpoint: it stops at once, with no attempt, if still paused.
             self._paused_endpoints.discard(endpoint_id)
         finally:
             self._move(delivery, Phase.QUEUED)
 
     async def _wait_for_retry(self, delivery: Delivery, delay: timedelta) -> None:
-        """Wait for a far-off next attempt on a timer, holding no slot; a pause, replay, close or hand-over cuts it short."""
+        """Wait for a far-off next attempt on a timer, holding no slot; a pause, replay, close or hand-over ends it."""
         self._move(delivery, Phase.WAITING_RETRY)
         try:
             await workflow.wait_condition(
@@ -326,7 +326,7 @@ class EventWorkflow:
                 or self._handing_over,
                 timeout=delay,
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._move(delivery, Phase.QUEUED)

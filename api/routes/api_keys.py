@@ -7,13 +7,11 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from hookline.api.auth import ADMIN, KEY_PREFIX, key_hash, key_prefix, new_key
-from hookline.api.deps import SessionDep, id_format, paging
+from hookline.api.deps import KeyPaging, SessionDep
 from hookline.api.schemas import IdRef, Input, Name, Page
 from hookline.core.ids import new_id
 from hookline.store import crud, keys
 from hookline.store.tables import ApiKey, utcnow
-
-KeyPaging = paging(id_format("key"), "an API key id")
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 

@@ -43,9 +43,14 @@ async def list_audit_log(
     paging: PagingDep,
     app_id: Annotated[str | None, Query(pattern=APP_ID)] = None,
     credential_id: Annotated[str | None, Query(pattern=CREDENTIAL_ID)] = None,
-    action: Annotated[str | None, Query(pattern=ACTION, description='e.g. "PATCH /v1/apps/{app_id}/endpoints/{endpoint_id}" or "secret.read"')] = None,
+    action: Annotated[
+        str | None,
+        Query(pattern=ACTION, description='e.g. "PATCH /v1/apps/{app_id}/endpoints/{endpoint_id}" or "secret.read"'),
+    ] = None,
     target_id: Annotated[str | None, Query(pattern=TARGET_ID)] = None,
-    since: Annotated[datetime | None, Query(description="Entries at or after this time (UTC if no zone is given)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Entries at or after this time (UTC if no zone is given)")
+    ] = None,
 ) -> dict:
     """Changes made through the API (and secret reads), each with the credential that made it."""
     bound = _bound_app(request)

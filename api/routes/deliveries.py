@@ -6,7 +6,6 @@ from sqlmodel import select
 from hookline.api.deps import AppDep, AttemptPaging, DeliveryId, DeliveryPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import CONFLICT, TEMPORAL
 from hookline.api.schemas import AttemptOut, DeadLetterReplay, DeliveryOut, Page, Replayed
-from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
 from hookline.store import crud
 from hookline.store.tables import Delivery
@@ -65,12 +64,7 @@ async def replay_delivery(
 ) -> Delivery:
     """Send this delivery again, whatever its status, with a fresh retry budget."""
     delivery = await _delivery_or_404(session, app.id, delivery_id)
-    if await crud.get_endpoint(session, app_id=app.id, endpoint_id=delivery.endpoint_id) is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"endpoint {delivery.endpoint_id} was deleted; nothing to replay to")
-    event = await crud.get_event(session, app_id=app.id, event_id=delivery.event_id)
-    assert event is not None
-    REPLAYS_REQUESTED.labels("delivery").inc()
-    await controls.replay_delivery(client=client, settings=settings, event=event, delivery=delivery)
+    await controls.replay_delivery(session=session, client=client, settings=settings, delivery=delivery)
     return delivery
 
 
@@ -80,10 +74,12 @@ async def replay_dead_letters(
 ) -> Replayed:
     """Replay every dead letter of the application (or of one endpoint, or updated since a time)."""
     body = body or DeadLetterReplay()
-    if body.endpoint_id is not None and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None:
+    if (
+        body.endpoint_id is not None
+        and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {body.endpoint_id} not found")
     count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
     )
-    REPLAYS_REQUESTED.labels("dead_letters").inc()
     return Replayed(replayed=count)

@@ -144,7 +144,9 @@ async def pause_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
     """No attempts reach a paused endpoint and none are burned; its deliveries wait as `paused`."""
-    endpoint = await controls.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=True)
+    endpoint = await controls.set_paused(
+        session=session, client=client, settings=settings, endpoint=endpoint, paused=True
+    )
     return endpoint_out(endpoint, settings)
 
 
@@ -153,5 +155,7 @@ async def resume_endpoint(
     endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep
 ) -> EndpointOut:
     """Everything held for the endpoint goes out now."""
-    endpoint = await controls.set_paused(session=session, client=client, settings=settings, endpoint=endpoint, paused=False)
+    endpoint = await controls.set_paused(
+        session=session, client=client, settings=settings, endpoint=endpoint, paused=False
+    )
     return endpoint_out(endpoint, settings)

@@ -36,7 +36,8 @@ async def _get_or_404(session: SessionDep, name: str) -> EventType:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=EventTypeOut, response_model_by_alias=True, responses=CONFLICT
+    "", status_code=status.HTTP_201_CREATED, response_model=EventTypeOut, response_model_by_alias=True,
+    responses=CONFLICT,
 )
 async def create_event_type(body: EventTypeCreate, session: SessionDep) -> EventTypeOut:
     """Register an event type; with a JSON Schema, published `data` of this type must satisfy it."""

@@ -6,7 +6,6 @@ from sqlmodel import select
 from hookline.api.deps import AppDep, EventId, EventPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import TEMPORAL
 from hookline.api.schemas import EventCreate, EventOut, EventReplay, Page, Replayed
-from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.services import controls
 from hookline.services.errors import SchemaViolation
 from hookline.services.publishing import publish_event
@@ -61,7 +60,9 @@ async def get_event(
     event_id: EventId,
     session: SessionDep,
     client: TemporalDep,
-    live: Annotated[bool, Query(description="Also ask the event's workflow what each open delivery is doing now")] = False,
+    live: Annotated[
+        bool, Query(description="Also ask the event's workflow what each open delivery is doing now")
+    ] = False,
 ) -> EventOut:
     """The event with the current status of each of its deliveries."""
     event = await _event_or_404(session, app.id, event_id)
@@ -90,8 +91,9 @@ async def replay_event(
         if endpoint_id is None or d.endpoint_id == endpoint_id
     ]
     if endpoint_id is not None and not deliveries:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to an existing endpoint {endpoint_id}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to an existing endpoint {endpoint_id}"
+        )
     if deliveries:
-        REPLAYS_REQUESTED.labels("event").inc()
         await controls.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
     return Replayed(replayed=len(deliveries))
