@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -11,15 +12,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from hookline.activities import payloads
+from hookline.activities.payloads import Outgoing
 from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
 from hookline.core.config import Settings
 from hookline.core.messages import DeliverInput, DeliverResult
-from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS
+from hookline.core import versions as versions_core
+from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS, VERSION_DELIVERIES
 from hookline.core.signing import signature_header
 from hookline.core.version import VERSION
+from hookline.core.versions import TransformFailed
 from hookline.store import hot_path
+from hookline.store import versions as versions_store
 from hookline.store.hot_path import Record
 
 USER_AGENT = f"Hookline/{VERSION}"
@@ -48,18 +54,26 @@ def retry_error(message: str, delay: timedelta, *, retryable_type: str, timer_wa
     return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
 
-def envelope(event: Record) -> str:
-    """The body every attempt of an event sends, byte for byte."""
-    return json.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-            "data": event.data,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+def envelope(event: Record, outgoing: Outgoing | None = None) -> str:
+    """The body every attempt of an event sends, byte for byte. A versioned type's says which
+    version `data` is at; a type without versions keeps the envelope it always had."""
+    body = {"id": event.id, "type": event.type}
+    if outgoing is not None and outgoing.version is not None:
+        body["version"] = versions_core.label(outgoing.version)
+    body["timestamp"] = event.created_at.isoformat().replace("+00:00", "Z")
+    body["data"] = outgoing.data if outgoing is not None else event.data
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def version_headers(outgoing: Outgoing) -> dict[str, str]:
+    """`webhook-version` always (v1 for a type without versions); a deprecated version adds
+    `webhook-deprecation: true` and, with a sunset date, `sunset` (RFC 8594)."""
+    headers = {"webhook-version": versions_core.label(outgoing.version or 1)}
+    if outgoing.deprecated:
+        headers["webhook-deprecation"] = "true"
+        if outgoing.sunset_at is not None:
+            headers["sunset"] = format_datetime(outgoing.sunset_at, usegmt=True)
+    return headers
 
 
 class DeliveryActivities:
@@ -94,18 +108,32 @@ class DeliveryActivities:
                     retryable_type=NOT_YET_DUE,
                     timer_waits=input.timer_waits,
                 )
+            try:
+                outgoing = await payloads.outgoing(
+                    session, event=event, endpoint=endpoint, max_bytes=self._settings.max_body_bytes
+                )
+            except TransformFailed as exc:  # bad data is never sent: a dead letter that says why
+                await self._close(session, delivery, str(exc))
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
-            return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
+            status_code = await self._attempt(session, delivery, endpoint, event, input, outgoing)
+            if outgoing.version is not None:
+                await versions_store.record_delivered(
+                    session, delivery_id=delivery.id, type_name=event.type, version=outgoing.version
+                )
+                VERSION_DELIVERIES.labels(event.type, versions_core.label(outgoing.version)).inc()
+            return DeliverResult(status_code=status_code)
 
     async def _attempt(
-        self, session: AsyncSession, delivery: Record, endpoint: Record, event: Record, input: DeliverInput
+        self, session: AsyncSession, delivery: Record, endpoint: Record, event: Record, input: DeliverInput,
+        outgoing: Outgoing,
     ) -> int:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
-        body = envelope(event)
+        body = envelope(event, outgoing)
         started = datetime.now(timezone.utc)
         headers = {
             **(endpoint.headers or {}),
+            **version_headers(outgoing),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": event.id,

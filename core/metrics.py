@@ -32,3 +32,11 @@ ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=WORKER_REGISTRY,
 )
+# Labels stay bounded: only types with versions count here, and those are the catalog's
+# (operator-registered) names, each with its few versions.
+VERSION_DELIVERIES = Counter(
+    "hookline_version_deliveries_total",
+    "Deliveries of event types with versions that succeeded, by type and version",
+    ["type", "version"],
+    registry=WORKER_REGISTRY,
+)

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.store import db
-from hookline.store.tables import Attempt, Delivery, Endpoint, Event, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, EventPayload, utcnow
 
 
 # Statuses a delivery is still being worked on in; the others are final until a replay.
@@ -45,11 +45,18 @@ def live_secrets(endpoint: Endpoint | Record, now: datetime) -> list[str]:
 
 
 async def insert_event(
-    session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
+    session: AsyncSession,
+    *,
+    app_id: str,
+    type: str,
+    data: dict,
+    idempotency_key: str | None,
+    payloads: Sequence[dict[str, Any]] = (),
 ) -> tuple[Event, bool]:
     """(event, created). A key seen before for this application returns the existing event.
 
-    A new event is written through `db.write` and is not attached to the session.
+    A new event is written through `db.write` and is not attached to the session; `payloads`
+    (event_payloads rows but their event_id; a versioned type's only) go in the same transaction.
     """
     if idempotency_key is not None:
         existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
@@ -61,8 +68,15 @@ async def insert_event(
         workflow_id=event_workflow_id(event_id), created_at=utcnow(),
     )
     row = event.model_dump()
+    versions = [{**p, "event_id": event_id} for p in payloads]
+
+    def statements(conn: Connection) -> None:
+        conn.execute(insert(Event.__table__).values(**row))
+        if versions:
+            conn.execute(insert(EventPayload.__table__), versions)
+
     try:
-        await db.write(session, lambda conn: conn.execute(insert(Event.__table__).values(**row)))
+        await db.write(session, statements)
     except IntegrityError:
         # Two publishes with one key raced; the first one wins.
         await session.rollback()
@@ -108,7 +122,9 @@ async def undispatched_events(
 
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
-    await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))
+    result = await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))  # type: ignore[call-overload]
+    if result.rowcount:
+        await session.exec(delete(EventPayload).where(EventPayload.event_id == event.id))
     await session.commit()
 
 
@@ -193,14 +209,18 @@ async def ensure_deliveries(
 
 
 async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
-    """A delivery with its endpoint and event, in one query; None where a row is gone."""
+    """A delivery with its endpoint and event, in one query; None where a row is gone.
+
+    The event carries `published_version`: the version its type was published at, or None for
+    a type without versions (the same query: an outer join on a primary key, nothing more)."""
     deliveries, endpoints, events = _ATTEMPT_TABLES
+    payloads = EventPayload.__table__
     stmt = (
-        core_select(deliveries, endpoints, events)
+        core_select(deliveries, endpoints, events, payloads.c.version)
         .select_from(
-            deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id).outerjoin(
-                events, events.c.id == deliveries.c.event_id
-            )
+            deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .outerjoin(events, events.c.id == deliveries.c.event_id)
+            .outerjoin(payloads, (payloads.c.event_id == deliveries.c.event_id) & payloads.c.published.is_(True))
         )
         .where(deliveries.c.id == delivery_id)
     )
@@ -211,6 +231,8 @@ async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple
     for table in _ATTEMPT_TABLES:  # the columns of each table in turn; an id of None: no row joined
         part, values = values[: len(table.c)], values[len(table.c) :]
         records.append(Record(**dict(zip(table.c.keys(), part))) if part[0] is not None else None)
+    if records[2] is not None:
+        records[2].published_version = values[0]
     return records[0], records[1], records[2]
 
 

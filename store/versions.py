@@ -1,0 +1,199 @@
+"""The store's reads and writes for event-type versions (docs/event-types.md): the catalog's
+versions, what a publish needs of them, the payloads an event carries per version, and usage."""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, literal
+from sqlalchemy import select as core_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hookline.core.ids import new_id
+from hookline.store import db
+from hookline.store.hot_path import Record, first_row
+from hookline.store.tables import (
+    Delivery, Endpoint, Event, EventPayload, EventType, EventTypeVersion, VersionDelivery, utcnow,
+)
+
+
+# --- the catalog -----------------------------------------------------------------------------------
+
+async def versions_of(session: AsyncSession, *, names: Sequence[str]) -> dict[str, list[EventTypeVersion]]:
+    """The version rows of these types, oldest first; a type without rows is absent."""
+    if not names:
+        return {}
+    stmt = select(EventTypeVersion).where(col(EventTypeVersion.type_name).in_(names)).order_by(
+        col(EventTypeVersion.type_name), col(EventTypeVersion.version)
+    )
+    found: dict[str, list[EventTypeVersion]] = {}
+    for row in (await session.exec(stmt)).all():
+        found.setdefault(row.type_name, []).append(row)
+    return found
+
+
+def implicit_v1(event_type: EventType) -> EventTypeVersion:
+    """The one version of a type that has no version rows: v1, the type row's schema."""
+    return EventTypeVersion(
+        id="", type_name=event_type.name, version=1, description=event_type.description,
+        json_schema=event_type.json_schema, created_at=event_type.created_at, updated_at=event_type.updated_at,
+    )
+
+
+async def ensure_rows(session: AsyncSession, *, event_type: EventType) -> list[EventTypeVersion]:
+    """The type's version rows, writing its v1 first if it has none (a type becomes versioned)."""
+    rows = (await versions_of(session, names=[event_type.name])).get(event_type.name)
+    if rows:
+        return rows
+    v1 = implicit_v1(event_type)
+    v1.id = new_id("etv")
+    session.add(v1)
+    await session.commit()
+    return [v1]
+
+
+async def add_version(session: AsyncSession, *, event_type: EventType, fields: dict[str, Any]) -> EventTypeVersion | None:
+    """The next version of the type; it becomes the latest, whose schema and description the
+    type row mirrors (what publishing without a version validates against). None on a race."""
+    rows = await ensure_rows(session, event_type=event_type)
+    now = utcnow()
+    row = EventTypeVersion(
+        id=new_id("etv"), type_name=event_type.name, version=rows[-1].version + 1,
+        created_at=now, updated_at=now, **fields,
+    )
+    session.add(row)
+    event_type.json_schema, event_type.description, event_type.updated_at = row.json_schema, row.description, now
+    session.add(event_type)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return row
+
+
+async def update_version(
+    session: AsyncSession, *, event_type: EventType, row: EventTypeVersion, changes: dict[str, Any], latest: bool
+) -> EventTypeVersion:
+    now = utcnow()
+    for key, value in changes.items():
+        setattr(row, key, value)
+    row.updated_at = now
+    session.add(row)
+    if latest and ({"json_schema", "description"} & changes.keys()):
+        event_type.json_schema, event_type.description, event_type.updated_at = row.json_schema, row.description, now
+        session.add(event_type)
+    await session.commit()
+    return row
+
+
+async def mirror_latest(session: AsyncSession, *, name: str, changes: dict[str, Any]) -> None:
+    """A PATCH of the type's schema or description changes its latest version too."""
+    changes = {k: v for k, v in changes.items() if k in ("json_schema", "description")}
+    rows = (await versions_of(session, names=[name])).get(name)
+    if changes and rows:
+        await update_version(session, event_type=EventType(name=name), row=rows[-1], changes=changes, latest=False)
+
+
+async def delete_versions(session: AsyncSession, *, name: str) -> None:
+    rows = (await versions_of(session, names=[name])).get(name) or []
+    for row in rows:
+        await session.delete(row)
+
+
+# --- publishing ----------------------------------------------------------------------------------------
+
+async def publish_target(session: AsyncSession, *, name: str, version: int | None) -> Record | None:
+    """What publishing `name` at `version` (None: the latest) needs, in one query: the type's
+    `json_schema`, and for a versioned type the target's `version`, `v_schema`, `deprecated`,
+    `sunset_at` and `versioned` (True). None for an unregistered type."""
+    types, versions = EventType.__table__, EventTypeVersion.__table__
+    others = versions.alias("others")
+    latest = (
+        core_select(func.max(others.c.version)).where(others.c.type_name == types.c.name)
+        .correlate(types).scalar_subquery()
+    )
+    wanted = literal(version) if version is not None else latest
+    any_row = core_select(others.c.id).where(others.c.type_name == types.c.name).correlate(types).exists()
+    stmt = (
+        core_select(
+            types.c.json_schema, versions.c.version, versions.c.json_schema.label("v_schema"),
+            versions.c.deprecated, versions.c.sunset_at, any_row.label("versioned"),
+        )
+        .select_from(
+            types.outerjoin(versions, and_(versions.c.type_name == types.c.name, versions.c.version == wanted))
+        )
+        .where(types.c.name == name)
+    )
+    row = await first_row(session, stmt)
+    return Record(**row._mapping) if row is not None else None
+
+
+async def version_schemas(session: AsyncSession, *, name: str, numbers: Sequence[int]) -> dict[int, EventTypeVersion]:
+    stmt = select(EventTypeVersion).where(
+        EventTypeVersion.type_name == name, col(EventTypeVersion.version).in_(numbers)
+    )
+    return {row.version: row for row in (await session.exec(stmt)).all()}
+
+
+# --- delivering ----------------------------------------------------------------------------------------
+
+async def for_resolving(session: AsyncSession, *, event_id: str, type_name: str) -> tuple[list[Record], dict[int, dict]]:
+    """A versioned event's type versions (oldest first) and the payloads supplied with it."""
+    versions, payloads = EventTypeVersion.__table__, EventPayload.__table__
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            core_select(
+                versions.c.version, versions.c.json_schema, versions.c.transforms,
+                versions.c.deprecated, versions.c.sunset_at,
+            ).where(versions.c.type_name == type_name).order_by(versions.c.version)
+        )
+    ).all()
+    supplied = (
+        await conn.execute(
+            core_select(payloads.c.version, payloads.c.data).where(
+                payloads.c.event_id == event_id, payloads.c.published.is_(False)
+            )
+        )
+    ).all()
+    return [Record(**r._mapping) for r in rows], {p.version: p.data for p in supplied}
+
+
+async def record_delivered(session: AsyncSession, *, delivery_id: str, type_name: str, version: int) -> None:
+    """Count a delivery of a versioned type at its version (once; a replay's success counts anew)."""
+    table = VersionDelivery.__table__
+    values = {"delivery_id": delivery_id, "type_name": type_name, "version": version, "delivered_at": utcnow()}
+
+    def statements(conn: Any) -> None:
+        conn.execute(table.delete().where(table.c.delivery_id == delivery_id))
+        conn.execute(insert(table).values(**values))
+
+    await db.write(session, statements)
+
+
+# --- usage -----------------------------------------------------------------------------------------------
+
+async def subscribed_endpoints(session: AsyncSession) -> Sequence[tuple[str, list[str] | None]]:
+    """Every endpoint that is not disabled, with its subscription entries (a management read)."""
+    stmt = select(Endpoint.id, Endpoint.event_types).where(Endpoint.status != "disabled")
+    return (await session.exec(stmt)).all()  # type: ignore[return-value]
+
+
+async def deliveries_by_version(session: AsyncSession, *, name: str, since: datetime) -> dict[int, int]:
+    """Successful deliveries of the type since then, by version; one without a recorded version
+    went out before the type had versions, so at v1."""
+    stmt = (
+        select(func.coalesce(VersionDelivery.version, 1), func.count())
+        .select_from(Delivery)
+        .join(Event, col(Event.id) == col(Delivery.event_id))
+        .outerjoin(VersionDelivery, col(VersionDelivery.delivery_id) == col(Delivery.id))
+        .where(Event.type == name, Delivery.status == "succeeded", col(Delivery.updated_at) >= since)
+        .group_by(func.coalesce(VersionDelivery.version, 1))
+    )
+    return {int(v): int(n) for v, n in (await session.exec(stmt)).all()}
+
+
+DAY = timedelta(days=1)
