@@ -131,9 +131,13 @@ class DeliveryActivities:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
         body = envelope(event, outgoing)
         started = datetime.now(timezone.utc)
+        versioning = version_headers(outgoing)
+        custom = endpoint.headers or {}
+        if "sunset" in versioning:  # the one of these a custom header could name: Hookline's wins
+            custom = {name: value for name, value in custom.items() if name.lower() != "sunset"}
         headers = {
-            **(endpoint.headers or {}),
-            **version_headers(outgoing),
+            **custom,
+            **versioning,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": event.id,
