@@ -53,6 +53,8 @@ class Producer:
         """Raises InvalidEvent, UnknownApplication, SchemaViolation or TemporalError; then nothing is recorded.
         `version` and `versions` as in the API (docs/event-types.md)."""
         check_producer_event(type, data, idempotency_key)
+        if versions is not None and not isinstance(versions, dict):
+            raise InvalidEvent("versions must be a dict of version label to data")
         for supplied in (versions or {}).values():
             check_producer_event(type, supplied, None)  # each version's data is checked like `data`
         async with self._sessions() as session:

@@ -6,7 +6,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, insert, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -208,23 +208,30 @@ async def ensure_deliveries(
     return [(existing[ep.id], ep) for ep in found], after
 
 
-async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
-    """A delivery with its endpoint and event, in one query; None where a row is gone.
-
-    The event carries `published_version`: the version its type was published at, or None for
-    a type without versions (the same query: an outer join on a primary key, nothing more)."""
+def _load_for_delivery() -> Any:
     deliveries, endpoints, events = _ATTEMPT_TABLES
     payloads = EventPayload.__table__
-    stmt = (
+    return (
         core_select(deliveries, endpoints, events, payloads.c.version)
         .select_from(
             deliveries.outerjoin(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
             .outerjoin(events, events.c.id == deliveries.c.event_id)
             .outerjoin(payloads, (payloads.c.event_id == deliveries.c.event_id) & payloads.c.published.is_(True))
         )
-        .where(deliveries.c.id == delivery_id)
+        .where(deliveries.c.id == bindparam("delivery_id"))
     )
-    row = await first_row(session, stmt)
+
+
+# Built once: every attempt runs it, and building a statement costs more than running it.
+_LOAD_FOR_DELIVERY = _load_for_delivery()
+
+
+async def load_for_delivery(session: AsyncSession, *, delivery_id: str) -> tuple[Record | None, Record | None, Record | None]:
+    """A delivery with its endpoint and event, in one query; None where a row is gone.
+
+    The event carries `published_version`: the version its type was published at, or None for
+    a type without versions (the same query: an outer join on a primary key, nothing more)."""
+    row = (await (await session.connection()).execute(_LOAD_FOR_DELIVERY, {"delivery_id": delivery_id})).first()
     if row is None:
         return None, None, None
     values, records = tuple(row), []

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal
+from sqlalchemy import and_, bindparam, func, insert
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
 from hookline.store import db
-from hookline.store.hot_path import Record, first_row
+from hookline.store.hot_path import Record
 from hookline.store.tables import (
     Delivery, Endpoint, Event, EventPayload, EventType, EventTypeVersion, VersionDelivery, utcnow,
 )
@@ -105,19 +105,15 @@ async def delete_versions(session: AsyncSession, *, name: str) -> None:
 
 # --- publishing ----------------------------------------------------------------------------------------
 
-async def publish_target(session: AsyncSession, *, name: str, version: int | None) -> Record | None:
-    """What publishing `name` at `version` (None: the latest) needs, in one query: the type's
-    `json_schema`, and for a versioned type the target's `version`, `v_schema`, `deprecated`,
-    `sunset_at` and `versioned` (True). None for an unregistered type."""
+def _publish_target(*, latest: bool) -> Any:
     types, versions = EventType.__table__, EventTypeVersion.__table__
     others = versions.alias("others")
-    latest = (
-        core_select(func.max(others.c.version)).where(others.c.type_name == types.c.name)
-        .correlate(types).scalar_subquery()
+    wanted = (
+        core_select(func.max(others.c.version)).where(others.c.type_name == types.c.name).correlate(types).scalar_subquery()
+        if latest else bindparam("version")
     )
-    wanted = literal(version) if version is not None else latest
     any_row = core_select(others.c.id).where(others.c.type_name == types.c.name).correlate(types).exists()
-    stmt = (
+    return (
         core_select(
             types.c.json_schema, versions.c.version, versions.c.json_schema.label("v_schema"),
             versions.c.deprecated, versions.c.sunset_at, any_row.label("versioned"),
@@ -125,9 +121,21 @@ async def publish_target(session: AsyncSession, *, name: str, version: int | Non
         .select_from(
             types.outerjoin(versions, and_(versions.c.type_name == types.c.name, versions.c.version == wanted))
         )
-        .where(types.c.name == name)
+        .where(types.c.name == bindparam("name"))
     )
-    row = await first_row(session, stmt)
+
+
+# Built once: every publish runs one, and building a statement costs more than running it.
+_PUBLISH_LATEST = _publish_target(latest=True)
+_PUBLISH_VERSION = _publish_target(latest=False)
+
+
+async def publish_target(session: AsyncSession, *, name: str, version: int | None) -> Record | None:
+    """What publishing `name` at `version` (None: the latest) needs, in one query: the type's
+    `json_schema`, and for a versioned type the target's `version`, `v_schema`, `deprecated`,
+    `sunset_at` and `versioned` (True). None for an unregistered type."""
+    stmt, params = (_PUBLISH_LATEST, {"name": name}) if version is None else (_PUBLISH_VERSION, {"name": name, "version": version})
+    row = (await (await session.connection()).execute(stmt, params)).first()
     return Record(**row._mapping) if row is not None else None
 
 

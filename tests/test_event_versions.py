@@ -389,3 +389,36 @@ async def test_version_routes_need_the_right_scope(api: ApiClient, sqlite_stack:
         assert (await reader.patch(f"/v1/event-types/{name}/versions/v1", json={"deprecated": True})).status_code == 403
         assert (await reader.get(f"/v1/event-types/{name}/usage")).status_code == 403
     assert (await api.http.get(f"/v1/event-types/{name}/versions/v1")).json()["deprecated"] is False
+
+
+async def test_the_producer_library_publishes_versions_and_refuses_what_the_api_refuses(
+    api: ApiClient, sqlite_stack: Stack, receiver: Receiver, path: str
+) -> None:
+    from hookline.core.config import Settings
+    from hookline.producer import InvalidEvent, Producer
+    from hookline.services.errors import SchemaViolation
+
+    name = type_name()
+    await register(api, name)
+    app_id = await api.create_app()
+    endpoint = await api.create_endpoint(app_id, receiver.url(path), event_types=[f"{name}@v1"])
+    settings = Settings(
+        temporal_address=sqlite_stack.temporal.address, database_url=sqlite_stack.database_url,
+        task_queue=sqlite_stack.task_queue, data_dir=sqlite_stack.work_dir,
+    )
+    async with Producer.from_settings(settings) as producer:
+        for versions, error in (
+            ({"v1": {"amount": float("nan")}}, InvalidEvent),
+            (["v1"], InvalidEvent),
+            ({"v0": {"amount": 1}}, SchemaViolation),
+            ({"v1": {"amount": "x"}}, SchemaViolation),
+        ):
+            with pytest.raises(error):
+                await producer.publish(app_id, name, V2_DATA, versions=versions)  # type: ignore[arg-type]
+        with pytest.raises(SchemaViolation):
+            await producer.publish(app_id, name, {"amount": 1}, version="v9")
+        assert (await api.http.get(f"/v1/apps/{app_id}/events")).json()["data"] == []
+        event = await producer.publish(app_id, name, V2_DATA, versions={"v1": {"amount": 5}})
+    await api.wait_event(app_id, event.id)
+    body, headers = await verified(api, app_id, endpoint, receiver, path)
+    assert body["data"] == {"amount": 5} and headers["webhook-version"] == "v1"
