@@ -50,7 +50,11 @@ async def ensure_rows(session: AsyncSession, *, event_type: EventType) -> list[E
     v1 = implicit_v1(event_type)
     v1.id = new_id("etv")
     session.add(v1)
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:  # another request wrote it first
+        await session.rollback()
+        return (await versions_of(session, names=[event_type.name]))[event_type.name]
     return [v1]
 
 
@@ -75,16 +79,18 @@ async def add_version(session: AsyncSession, *, event_type: EventType, fields: d
 
 
 async def update_version(
-    session: AsyncSession, *, event_type: EventType, row: EventTypeVersion, changes: dict[str, Any], latest: bool
+    session: AsyncSession, *, row: EventTypeVersion, changes: dict[str, Any], mirror_to: EventType | None
 ) -> EventTypeVersion:
+    """Change a version; `mirror_to`, the type row when the version is its latest, follows its
+    schema and description."""
     now = utcnow()
     for key, value in changes.items():
         setattr(row, key, value)
     row.updated_at = now
     session.add(row)
-    if latest and ({"json_schema", "description"} & changes.keys()):
-        event_type.json_schema, event_type.description, event_type.updated_at = row.json_schema, row.description, now
-        session.add(event_type)
+    if mirror_to is not None and ({"json_schema", "description"} & changes.keys()):
+        mirror_to.json_schema, mirror_to.description, mirror_to.updated_at = row.json_schema, row.description, now
+        session.add(mirror_to)
     await session.commit()
     return row
 
@@ -94,7 +100,7 @@ async def mirror_latest(session: AsyncSession, *, name: str, changes: dict[str, 
     changes = {k: v for k, v in changes.items() if k in ("json_schema", "description")}
     rows = (await versions_of(session, names=[name])).get(name)
     if changes and rows:
-        await update_version(session, event_type=EventType(name=name), row=rows[-1], changes=changes, latest=False)
+        await update_version(session, row=rows[-1], changes=changes, mirror_to=None)
 
 
 async def delete_versions(session: AsyncSession, *, name: str) -> None:

@@ -126,6 +126,15 @@ async def test_a_failing_transformation_dead_letters_without_sending(any_api: Ap
     assert len(receiver.at(new)) == 1
     assert await api.attempts(app_id, by_status["dead_lettered"]["id"]) == []  # no HTTP attempt was made
 
+    # Fixed and replayed, the dead letter goes out derived by the new transformation.
+    r = await api.http.patch(f"/v1/event-types/{name}/versions/v1", json={"transforms": {"v2": "{amount: amount_cents}"}})
+    assert r.status_code == 200, r.text
+    r = await api.http.post(f"/v1/apps/{app_id}/deliveries/{by_status['dead_lettered']['id']}/replay")
+    assert r.status_code == 202, r.text
+    await api.wait_event(app_id, event["id"], lambda e: all(d["status"] == "succeeded" for d in e["deliveries"]))
+    [got] = receiver.at(old)
+    assert got.json()["data"] == {"amount": 4200} and got.json()["version"] == "v1"
+
 
 async def test_a_version_without_data_or_transformation_dead_letters(api: ApiClient, receiver: Receiver, path: str) -> None:
     name = type_name()
@@ -236,6 +245,9 @@ async def test_the_catalog_lists_versions_and_exports_asyncapi(api: ApiClient) -
     assert read["versions"][0]["transforms"] == {"v2": "{amount: amount_cents}"}
     listed = (await api.http.get("/v1/event-types", params={"limit": 250})).json()["data"]
     assert [t["versions"] for t in listed if t["name"] == name] == [read["versions"]]
+    # The type's own fields are its latest version's, both ways.
+    patched = (await api.http.patch(f"/v1/event-types/{name}", json={"description": "paid, cents"})).json()
+    assert [v["description"] for v in patched["versions"]] == ["paid", "paid, cents"]
 
     r = await api.http.get("/v1/event-types/asyncapi")
     assert r.status_code == 200, r.text

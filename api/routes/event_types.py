@@ -203,8 +203,9 @@ async def update_version(
     if not match.id:  # the implicit v1 of a type without versions: written now
         rows = await versions_store.ensure_rows(session, event_type=row)
         match = rows[0]
+    latest = match.version == rows[-1].version
     version_row = await versions_store.update_version(
-        session, event_type=row, row=match, changes=changes, latest=match.version == rows[-1].version
+        session, row=match, changes=changes, mirror_to=row if latest else None
     )
     return _version_out(version_row)
 
