@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator
 
 from hookline.core.event_types import FILTER_PATTERN, NAME_PATTERN
 from hookline.core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
@@ -104,7 +104,9 @@ class EventTypeVersionCreate(Input):
 
 class EventTypeVersionUpdate(EventTypeVersionCreate):
     deprecated: bool | None = None
-    sunset_at: datetime | None = Field(default=None, description="RFC 3339; after it, publishing this version is refused")
+    sunset_at: AwareDatetime | None = Field(
+        default=None, description="RFC 3339 with a time zone; after it, publishing this version is refused"
+    )
 
 
 class EventTypeVersionOut(BaseModel):

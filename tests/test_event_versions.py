@@ -86,6 +86,9 @@ async def test_dual_publish_delivers_each_endpoint_its_version(any_api: ApiClien
         assert body["version"] == "v2" and body["data"] == V2_DATA
         assert headers["webhook-version"] == "v2"
         assert "webhook-deprecation" not in headers
+    # The application goes with its events' versions and delivery counts.
+    assert (await api.http.delete(f"/v1/apps/{app_id}")).status_code == 204
+    assert (await api.http.get(f"/v1/apps/{app_id}/events/{event['id']}")).status_code == 404
 
 
 async def test_a_declared_transformation_derives_the_old_version(any_api: ApiClient, receiver: Receiver, path: str) -> None:
@@ -380,7 +383,7 @@ async def test_malformed_version_pins_are_refused(api: ApiClient, receiver: Rece
 async def test_sunset_dates_must_be_dates_and_asyncapi_is_a_reserved_name(api: ApiClient) -> None:
     name = type_name()
     await register(api, name)
-    for bad in ("soon", "2026-13-45", 10**20, "", None):
+    for bad in ("soon", "2026-13-45", "2026-12-31T00:00:00", 10**20, "", None):  # a time zone is required
         r = await api.http.patch(f"/v1/event-types/{name}/versions/v1", json={"sunset_at": bad})
         assert r.status_code == (200 if bad is None else 422), (bad, r.text)
     assert (await api.http.get(f"/v1/event-types/{name}/versions/v1")).json()["deprecated"] is False
