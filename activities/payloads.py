@@ -44,13 +44,15 @@ async def outgoing(session: AsyncSession, *, event: Record, endpoint: Record, ma
         target = rows[-1].version if rows else published
     else:
         target = versions_core.number(pin)
-    if target not in by_number:
-        raise TransformFailed(f"{event.type} has no version {versions_core.label(target)}")
     at_hand = {**supplied, published: event.data}
+    row = by_number.get(target)
+    if row is None and target not in at_hand:  # pinned to a version the type does not have
+        raise TransformFailed(f"{event.type} has no version {versions_core.label(target)}")
     data = at_hand.get(target)
     if data is None:
         data = await asyncio.to_thread(_derive, target, by_number, at_hand, max_bytes)
-    row = by_number[target]
+    if row is None:  # the type was deleted since: what was published still goes out
+        return Outgoing(data=data, version=target)
     return Outgoing(data=data, version=target, deprecated=row.deprecated, sunset_at=row.sunset_at)
 
 

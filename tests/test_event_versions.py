@@ -437,3 +437,48 @@ async def test_the_producer_library_publishes_versions_and_refuses_what_the_api_
     await api.wait_event(app_id, event.id)
     body, headers = await verified(api, app_id, endpoint, receiver, path)
     assert body["data"] == {"amount": 5} and headers["webhook-version"] == "v1"
+
+
+# --- the rules, without the stack ---------------------------------------------------------------
+
+
+def test_pins_pick_the_version_and_do_not_change_matching() -> None:
+    from hookline.core.event_types import subscribed
+    from hookline.core.versions import pin_for
+
+    assert subscribed(["invoice.paid@v1"], "invoice.paid") and not subscribed(["invoice.paid@v1"], "invoice.sent")
+    assert pin_for(["order.*", "invoice.*@v1", "invoice.paid@v2"], "invoice.paid") == "v1"  # the first match
+    assert pin_for(["invoice.paid"], "invoice.paid") is None and pin_for(None, "invoice.paid") is None
+    assert pin_for(["invoice.paid@latest"], "invoice.paid") == "latest"
+
+
+def test_transformations_chain_skip_loops_and_never_quote_values() -> None:
+    from types import SimpleNamespace
+
+    from hookline.activities.payloads import _derive
+    from hookline.core.versions import TransformFailed, transform
+
+    def version(n: int, transforms: dict | None, schema: dict | None = None) -> SimpleNamespace:
+        return SimpleNamespace(version=n, json_schema=schema, transforms=transforms)
+
+    rows = {
+        1: version(1, {"v2": "{amount: total}"}, V1_SCHEMA),
+        2: version(2, {"v3": "{total: price.cents}"}),
+        3: version(3, None),
+    }
+    assert _derive(1, rows, {3: {"price": {"cents": 7}}}, 1 << 16) == {"amount": 7}
+    looping = {1: version(1, {"v2": "@"}), 2: version(2, {"v1": "@"})}
+    with pytest.raises(TransformFailed, match="no data for v1"):
+        _derive(1, looping, {3: {}}, 1 << 16)
+
+    secret = {"card": "4242-secret"}
+    for expression, reason in (
+        ("card", "gave str, not a JSON object"),
+        ("{n: abs(card)}", "abs() was given a value of the wrong type"),
+        ("{amount: card}", "amount breaks 'properties/amount/type'"),
+    ):
+        with pytest.raises(TransformFailed) as failed:
+            transform(expression, secret, schema=V1_SCHEMA, target="v1", max_bytes=1 << 16)
+        assert reason in str(failed.value) and "4242" not in str(failed.value)
+    with pytest.raises(TransformFailed, match="over the 50-byte limit"):
+        transform("{a: card, b: card, c: card, d: card, e: card}", secret, schema=None, target="v1", max_bytes=50)
