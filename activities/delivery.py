@@ -13,13 +13,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from hookline.activities import payloads
-from hookline.activities.payloads import Outgoing
 from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
+from hookline.activities.payloads import Outgoing
+from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.messages import DeliverInput, DeliverResult
-from hookline.core import versions as versions_core
 from hookline.core.metrics import ATTEMPT_SECONDS, DELIVERY_ATTEMPTS, VERSION_DELIVERIES
 from hookline.core.signing import signature_header
 from hookline.core.version import VERSION

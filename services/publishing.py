@@ -5,9 +5,9 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.inputs import check_event
-from hookline.core import versions as versions_core
 from hookline.core.metrics import EVENTS_PUBLISHED
 from hookline.services.errors import Rejected, SchemaViolation, TemporalError, UnknownApplication, reaching_temporal
 from hookline.services.validation import check_data
