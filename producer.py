@@ -51,13 +51,22 @@ class Producer:
     def from_settings(cls, settings: Settings | None = None) -> "_Connecting":
         return _Connecting(settings)
 
-    async def publish(self, app_id: str, type: str, data: dict, *, idempotency_key: str | None = None) -> Event:
-        """Raises InvalidEvent, UnknownApplication, SchemaViolation or TemporalError; then nothing is recorded."""
+    async def publish(
+        self, app_id: str, type: str, data: dict, *, idempotency_key: str | None = None,
+        version: str | None = None, versions: dict[str, dict] | None = None,
+    ) -> Event:
+        """Raises InvalidEvent, UnknownApplication, SchemaViolation or TemporalError; then nothing is recorded.
+        `version` and `versions` as in the API (docs/event-types.md)."""
         check_producer_event(type, data, idempotency_key)
+        if versions is not None and not isinstance(versions, dict):
+            raise InvalidEvent("versions must be a dict of version label to data")
+        for supplied in (versions or {}).values():
+            check_producer_event(type, supplied, None)  # each version's data is checked like `data`
         async with self._sessions() as session:
             event, _ = await publish_event(
                 session=session, client=self._client, settings=self._settings,
                 app_id=app_id, type=type, data=data, idempotency_key=idempotency_key,
+                version=version, versions=versions,
             )
             return event
 

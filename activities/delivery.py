@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -13,18 +14,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from hookline.activities import payloads
 from hookline.activities.http import (
     RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
 )
+from hookline.activities.payloads import Outgoing
 from hookline.core import telemetry
+from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
-from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY
+from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY, VERSION_DELIVERIES
 from hookline.core.summaries import url_host
 from hookline.core.signing import signature_header
 from hookline.core.statuses import UNSETTLED_STATUSES, AttemptErrorKind, DeliveryStatus, EndpointStatus
 from hookline.core.version import VERSION
+from hookline.core.versions import TransformFailed
 from hookline.store import hot_path
+from hookline.store import versions as versions_store
 from hookline.store.hot_path import DeliveryRow, EndpointRow, EventRow
 
 USER_AGENT = f"Hookline/{VERSION}"
@@ -69,18 +75,26 @@ def retry_error(
     return ApplicationError(message, type=retryable_type, next_retry_delay=delay)
 
 
-def envelope(event: EventRow) -> str:
-    """The body every attempt of an event sends, byte for byte."""
-    return json.dumps(
-        {
-            "id": event.id,
-            "type": event.type,
-            "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
-            "data": event.data,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+def envelope(event: EventRow, outgoing: Outgoing | None = None) -> str:
+    """The body every attempt of an event sends, byte for byte. A versioned type's says which
+    version `data` is at; a type without versions keeps the envelope it always had."""
+    body: dict[str, Any] = {"id": event.id, "type": event.type}
+    if outgoing is not None and outgoing.version is not None:
+        body["version"] = versions_core.label(outgoing.version)
+    body["timestamp"] = event.created_at.isoformat().replace("+00:00", "Z")
+    body["data"] = outgoing.data if outgoing is not None else event.data
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def version_headers(outgoing: Outgoing) -> dict[str, str]:
+    """`webhook-version` always (v1 for a type without versions); a deprecated version adds
+    `webhook-deprecation: true` and, with a sunset date, `sunset` (RFC 8594)."""
+    headers = {"webhook-version": versions_core.label(outgoing.version or 1)}
+    if outgoing.deprecated:
+        headers["webhook-deprecation"] = "true"
+        if outgoing.sunset_at is not None:
+            headers["sunset"] = format_datetime(outgoing.sunset_at, usegmt=True)
+    return headers
 
 
 class DeliveryActivities:
@@ -115,13 +129,25 @@ class DeliveryActivities:
                     retryable_type=NOT_YET_DUE,
                     timer_waits=input.timer_waits,
                 )
+            try:
+                outgoing = await payloads.outgoing(
+                    session, event=event, endpoint=endpoint, max_bytes=self._settings.max_body_bytes
+                )
+            except TransformFailed as exc:  # bad data is never sent: a dead letter that says why
+                await self._close(session, delivery, str(exc))
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
             if endpoint.rate_limit is not None:
                 await self._take_rate_slot(session, endpoint, input)
-            return DeliverResult(status_code=await self._attempt(session, delivery, endpoint, event, input))
+            status_code = await self._attempt(session, delivery, endpoint, event, input, outgoing)
+            if outgoing.version is not None:
+                await versions_store.record_delivered(
+                    session, delivery_id=delivery.id, type_name=event.type, version=outgoing.version
+                )
+                VERSION_DELIVERIES.labels(event.type, versions_core.label(outgoing.version)).inc()
+            return DeliverResult(status_code=status_code)
 
-    async def _take_rate_slot(self, session: AsyncSession, endpoint: Record, input: DeliverInput) -> None:
+    async def _take_rate_slot(self, session: AsyncSession, endpoint: EndpointRow, input: DeliverInput) -> None:
         """Return at the delivery's send slot in the endpoint's rate limit, or hand a longer wait to
         the workflow (RateLimited) with the slot reserved, which its next try sends in."""
         rate = endpoint.rate_limit
@@ -140,19 +166,25 @@ class DeliveryActivities:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
 
-    async def _reserve(self, session: AsyncSession, endpoint: Record) -> float:
+    async def _reserve(self, session: AsyncSession, endpoint: EndpointRow) -> float:
         return await hot_path.reserve_rate_slot(
             session, endpoint_id=endpoint.id, rate_limit=endpoint.rate_limit, now=time.time()
         )
 
     async def _attempt(
-        self, session: AsyncSession, delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, input: DeliverInput
+        self, session: AsyncSession, delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, input: DeliverInput,
+        outgoing: Outgoing,
     ) -> int:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
-        body = envelope(event)
+        body = envelope(event, outgoing)
         started = datetime.now(timezone.utc)
+        versioning = version_headers(outgoing)
+        custom = endpoint.headers or {}
+        if "sunset" in versioning:  # the one of these a custom header could name: Hookline's wins
+            custom = {name: value for name, value in custom.items() if name.lower() != "sunset"}
         headers = {
-            **(endpoint.headers or {}),
+            **custom,
+            **versioning,
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": event.id,
@@ -251,7 +283,7 @@ class DeliveryActivities:
 
     @staticmethod
     def _report(
-        delivery: Record, endpoint: Record, event: Record, attempt: dict, outcome: str, blocked: str | None
+        delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, attempt: dict, outcome: str, blocked: str | None
     ) -> None:
         """Metrics, span attributes and the log line of one recorded attempt: ids, number, outcome, a
         status code or the kind of error. Never the URL, a header, the body or an error's text."""

@@ -75,6 +75,12 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/v1/event-types/{name}"): APP_READ,
     ("PATCH", "/v1/event-types/{name}"): ADMIN,
     ("DELETE", "/v1/event-types/{name}"): ADMIN,
+    ("GET", "/v1/event-types/asyncapi"): APP_READ,
+    ("POST", "/v1/event-types/{name}/versions"): ADMIN,
+    ("GET", "/v1/event-types/{name}/versions/{version}"): APP_READ,
+    ("PATCH", "/v1/event-types/{name}/versions/{version}"): ADMIN,
+    # Counts endpoints of every application: the operator's.
+    ("GET", "/v1/event-types/{name}/usage"): ADMIN,
     ("GET", f"{APPS}/endpoints"): APP_READ,
     ("POST", f"{APPS}/endpoints"): APP_WRITE,
     ("GET", ENDPOINT): APP_READ,

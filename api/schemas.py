@@ -4,13 +4,15 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints, field_validator,
+    AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, UrlConstraints,
+    field_validator,
 )
 
 from hookline.core.event_types import FILTER_PATTERN, NAME_PATTERN
 from hookline.core.inputs import MAX_EVENT_TYPE_LENGTH, MAX_JSON_DEPTH, check_json, check_text  # noqa: F401
 from hookline.core.retry import RetryOverride, RetrySchedule
 from hookline.core.signing import is_valid_secret
+from hookline.core.versions import MAX_EXPRESSION_LENGTH, VERSION_PATTERN
 
 T = TypeVar("T")
 
@@ -92,6 +94,39 @@ class EventTypeUpdate(Input):
     schema_: JsonObject | None = Field(default=None, alias="schema")
 
 
+VersionLabel = Annotated[str, StringConstraints(pattern=VERSION_PATTERN, max_length=5)]
+Expression = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EXPRESSION_LENGTH, pattern=NO_NUL)]
+# {"v2": "<JMESPath>"}: how this version's payload derives from another version's.
+Transforms = Annotated[dict[VersionLabel, Expression], Field(max_length=20)]
+
+
+class EventTypeVersionCreate(Input):
+    description: Description | None = None
+    schema_: JsonObject | None = Field(default=None, alias="schema")
+    example: JsonObject | None = None
+    transforms: Transforms | None = None
+
+
+class EventTypeVersionUpdate(EventTypeVersionCreate):
+    deprecated: bool | None = None
+    sunset_at: AwareDatetime | None = Field(
+        default=None, description="RFC 3339 with a time zone; after it, publishing this version is refused"
+    )
+
+
+class EventTypeVersionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    version: str
+    description: str | None
+    schema_: dict[str, Any] | None = Field(serialization_alias="schema")
+    example: dict[str, Any] | None
+    transforms: dict[str, str] | None
+    deprecated: bool
+    sunset_at: datetime | None
+    # True once the sunset has passed: publishing this version is refused.
+    sunset: bool
+
+
 class EventTypeOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     name: str
@@ -99,6 +134,24 @@ class EventTypeOut(BaseModel):
     schema_: dict[str, Any] | None = Field(serialization_alias="schema")
     created_at: datetime
     updated_at: datetime
+    latest_version: str = "v1"
+    versions: list[EventTypeVersionOut] = Field(default_factory=list)
+
+
+class VersionUsage(BaseModel):
+    version: str
+    deprecated: bool
+    sunset_at: datetime | None
+    # Endpoints pinned to this version, `@latest` included for the latest.
+    endpoints: int
+    deliveries_last_day: int
+
+
+class EventTypeUsage(BaseModel):
+    name: str
+    # Endpoints subscribed without a pin: they receive each event at the version it was published.
+    unpinned_endpoints: int
+    versions: list[VersionUsage]
 
 
 # --- endpoints ---
@@ -162,11 +215,25 @@ class EndpointOut(BaseModel):
     status: str
     disabled_reason: str | None
     retry: RetrySchedule
+    # Pinned subscriptions to deprecated versions (endpoint reads, docs/event-types.md).
+    version_notices: list["VersionNotice"] = Field(default_factory=list)
     # Names only: a header's value is a credential, stored encrypted and never shown.
     header_names: list[str]
     rate_limit: int | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class VersionNotice(BaseModel):
+    entry: str
+    event_type: str
+    version: str
+    sunset_at: datetime | None
+    # `deprecated`: still delivered; `sunset`: no longer published, delivered only as derived or supplied.
+    state: Literal["deprecated", "sunset"]
+
+
+EndpointOut.model_rebuild()
 
 
 class SecretOut(BaseModel):
@@ -184,6 +251,10 @@ class SecretRotate(Input):
 class EventCreate(Input):
     type: EventTypeName
     data: JsonObject
+    version: VersionLabel | None = Field(default=None, description="The version `data` is at; default the type's latest")
+    versions: Annotated[dict[VersionLabel, JsonObject], Field(max_length=20)] | None = Field(
+        default=None, description="Other versions' data, for endpoints pinned to them (dual publish)"
+    )
 
 
 class DeliveryOut(BaseModel):

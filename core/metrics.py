@@ -91,3 +91,11 @@ DELIVERIES_REPLAYED = Counter(
     "Deliveries restarted by a replay (one replay request may restart many)",
     registry=WORKER_REGISTRY,
 )
+# Labels stay bounded: only types with versions count here, and those are the catalog's
+# (operator-registered) names, each with its few versions.
+VERSION_DELIVERIES = Counter(
+    "hookline_version_deliveries_total",
+    "Deliveries of event types with versions that succeeded, by type and version",
+    ["type", "version"],
+    registry=WORKER_REGISTRY,
+)

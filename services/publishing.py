@@ -1,21 +1,77 @@
 """Publishing an event: validate, record once, start its fan-out. Shared by the API and producers."""
 
+from datetime import datetime
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from hookline.core import telemetry
+from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.inputs import check_event
 from hookline.core.metrics import EVENTS_PUBLISHED
-from hookline.services.errors import Rejected, TemporalError, UnknownApplication, reaching_temporal
+from hookline.services.errors import Rejected, SchemaViolation, TemporalError, UnknownApplication, reaching_temporal
 from hookline.services.validation import check_data
 from hookline.store import crud, hot_path
-from hookline.store.tables import Event
+from hookline.store import versions as versions_store
+from hookline.store.tables import Event, utcnow
 from hookline.services import event_workflow_client
 
 
 class InvalidEvent(Rejected, ValueError):
     """What a producer passed is not an event the HTTP API would accept."""
+
+
+class VersionRefused(SchemaViolation):
+    """The version named is unknown, or past its sunset (422, like data that breaks a schema)."""
+
+
+async def check_versions(
+    session: AsyncSession, *, type: str, data: dict, version: str | None, versions: dict[str, dict] | None
+) -> list[dict]:
+    """Validate a publish against its type's versions; the event_payloads rows to write with it
+    ([] for a type without versions: its publish costs the one read it always did)."""
+    try:
+        wanted = versions_core.number(version) if version is not None else None
+        for label in versions or {}:
+            versions_core.number(label)
+    except ValueError as exc:
+        raise VersionRefused(str(exc)) from None
+    target = await versions_store.publish_target(session, name=type, version=wanted)
+    if target is None or not target.versioned:
+        extra = [v for v in (versions or {}) if v != "v1"] + ([version] if wanted not in (None, 1) else [])
+        if extra:
+            why = "is not registered" if target is None else "has one version, v1"
+            raise VersionRefused(f"event type {type} {why}: no version {extra[0]}")
+        if target is not None and target.json_schema is not None:
+            await check_data(type, target.json_schema, data)
+        return []
+    if target.version is None:
+        raise VersionRefused(f"event type {type} has no version {version}")
+    _refuse_sunset(type, target.version, target.sunset_at)
+    if target.v_schema is not None:
+        await check_data(f"{type}@{versions_core.label(target.version)}", target.v_schema, data)
+    rows = [{"version": target.version, "published": True, "data": None}]
+    supplied = {versions_core.number(v): d for v, d in (versions or {}).items()}
+    supplied.pop(target.version, None)  # the published version's data is `data`
+    known = await versions_store.version_schemas(session, name=type, numbers=list(supplied)) if supplied else {}
+    for number, payload in sorted(supplied.items()):
+        row = known.get(number)
+        if row is None:
+            raise VersionRefused(f"event type {type} has no version {versions_core.label(number)}")
+        _refuse_sunset(type, number, row.sunset_at)  # supplying a version's data is publishing it
+        if row.json_schema is not None:
+            await check_data(f"{type}@{versions_core.label(number)}", row.json_schema, payload)
+        rows.append({"version": number, "published": False, "data": payload})
+    return rows
+
+
+def _refuse_sunset(type: str, number: int, sunset_at: datetime | None) -> None:
+    if sunset_at is not None and sunset_at <= utcnow():
+        raise VersionRefused(
+            f"version {versions_core.label(number)} of {type} reached its sunset on "
+            f"{sunset_at.isoformat().replace('+00:00', 'Z')}: publish a later version"
+        )
 
 
 def check_producer_event(type: str, data: dict, idempotency_key: str | None) -> None:
@@ -35,15 +91,18 @@ async def publish_event(
     type: str,
     data: dict,
     idempotency_key: str | None = None,
+    version: str | None = None,
+    versions: dict[str, dict] | None = None,
 ) -> tuple[Event, bool]:
-    """(event, created). The same idempotency key again returns the first event, no second fan-out."""
+    """(event, created). The same idempotency key again returns the first event, no second fan-out.
+
+    `version` (default: the type's latest) and `versions` (other versions' data, for subscribers
+    pinned to them) are checked as in docs/event-types.md."""
     if not await crud.app_exists(session, app_id=app_id):
         raise UnknownApplication(f"application {app_id} not found")
-    schema = await crud.event_type_schema(session, name=type)
-    if schema is not None:
-        await check_data(type, schema, data)
+    payloads = await check_versions(session, type=type, data=data, version=version, versions=versions)
     event, created = await hot_path.insert_event(
-        session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key
+        session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key, payloads=payloads
     )
     telemetry.annotate(event_id=event.id, app_id=event.app_id)
     if event.dispatched:

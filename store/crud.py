@@ -13,7 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
 from hookline.store.hot_path import first_row
-from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, core_table, utcnow
+from hookline.store.tables import (
+    Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventType, VersionDelivery, core_table, utcnow,
+)
 
 
 T = TypeVar("T")
@@ -54,8 +56,11 @@ async def app_exists(session: AsyncSession, *, app_id: str) -> bool:
 async def delete_app(session: AsyncSession, *, app: Application) -> None:
     """An application goes with everything it owns."""
     delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
+    await session.exec(delete(VersionDelivery).where(col(VersionDelivery.delivery_id).in_(delivery_ids)))
     await session.exec(delete(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)))
     await session.exec(delete(Delivery).where(col(Delivery.app_id) == app.id))
+    event_ids = select(Event.id).where(col(Event.app_id) == app.id)
+    await session.exec(delete(EventPayload).where(col(EventPayload.event_id).in_(event_ids)))
     await session.exec(delete(Event).where(col(Event.app_id) == app.id))
     await session.exec(delete(Endpoint).where(col(Endpoint.app_id) == app.id))
     await session.delete(app)

@@ -16,12 +16,13 @@ from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.core.statuses import DeliveryStatus, EndpointStatus
 from hookline.store import db
-from hookline.store.tables import Attempt, Delivery, Endpoint, Event, core_table, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, EventPayload, core_table, utcnow
 
 
 DELIVERIES = core_table(Delivery)
 ENDPOINTS = core_table(Endpoint)
 EVENTS = core_table(Event)
+PAYLOADS = core_table(EventPayload)
 ATTEMPTS = core_table(Attempt)
 
 
@@ -83,6 +84,8 @@ class EventRow(NamedTuple):
     workflow_id: str
     dispatched: bool
     created_at: datetime
+    # The version its type was published at (event_payloads), None for a type without versions.
+    published_version: int | None = None
 
 
 class FanOutEvent(NamedTuple):
@@ -125,12 +128,13 @@ _LOAD_FOR_DELIVERY = (
     core_select(
         *_columns(DELIVERIES, DeliveryRow._fields),
         *_columns(ENDPOINTS, EndpointRow._fields),
-        *_columns(EVENTS, EventRow._fields),
+        *_columns(EVENTS, EventRow._fields[:-1]),
+        PAYLOADS.c.version,  # EventRow.published_version: an outer join on a primary key, nothing more
     )
     .select_from(
-        DELIVERIES.outerjoin(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id).outerjoin(
-            EVENTS, EVENTS.c.id == DELIVERIES.c.event_id
-        )
+        DELIVERIES.outerjoin(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+        .outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id)
+        .outerjoin(PAYLOADS, (PAYLOADS.c.event_id == DELIVERIES.c.event_id) & PAYLOADS.c.published.is_(True))
     )
     .where(DELIVERIES.c.id == bindparam("delivery_id"))
 )
@@ -153,11 +157,18 @@ def live_secrets(endpoint: Endpoint | EndpointRow, now: datetime) -> list[str]:
 
 
 async def insert_event(
-    session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
+    session: AsyncSession,
+    *,
+    app_id: str,
+    type: str,
+    data: dict,
+    idempotency_key: str | None,
+    payloads: Sequence[dict[str, Any]] = (),
 ) -> tuple[Event, bool]:
     """(event, created). A key seen before for this application returns the existing event.
 
-    A new event is written through `db.write` and is not attached to the session.
+    A new event is written through `db.write` and is not attached to the session; `payloads`
+    (event_payloads rows but their event_id; a versioned type's only) go in the same transaction.
     """
     if idempotency_key is not None:
         existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
@@ -169,8 +180,15 @@ async def insert_event(
         workflow_id=event_workflow_id(event_id), created_at=utcnow(),
     )
     row = event.model_dump()
+    versions = [{**p, "event_id": event_id} for p in payloads]
+
+    def statements(conn: Connection) -> None:
+        conn.execute(insert(Event.__table__).values(**row))
+        if versions:
+            conn.execute(insert(EventPayload.__table__), versions)
+
     try:
-        await db.write(session, lambda conn: conn.execute(insert(EVENTS).values(**row)))
+        await db.write(session, statements)
     except IntegrityError:
         # Two publishes with one key raced; the first one wins.
         await session.rollback()
@@ -215,7 +233,11 @@ async def undispatched_events(
 
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
-    await session.exec(delete(Event).where(col(Event.id) == event.id, col(Event.dispatched).is_(False)))
+    result = await session.exec(  # type: ignore[call-overload]
+        delete(Event).where(col(Event.id) == event.id, col(Event.dispatched).is_(False))
+    )
+    if result.rowcount:
+        await session.exec(delete(EventPayload).where(col(EventPayload.event_id) == event.id))
     await session.commit()
 
 
@@ -323,7 +345,7 @@ async def reserve_rate_slot(session: AsyncSession, *, endpoint_id: str, rate_lim
     GCRA in one atomic statement on the endpoint row, so every worker process shares the one
     bucket: the slot is max(rate_next_at, now), and rate_next_at moves on by 1/rate_limit.
     """
-    endpoints = Endpoint.__table__
+    endpoints = ENDPOINTS
     last = func.coalesce(endpoints.c.rate_next_at, 0.0)
     slot = case((last > now, last), else_=now)  # max(), written so SQLite and PostgreSQL agree
 

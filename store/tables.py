@@ -86,6 +86,47 @@ class EventType(SQLModel, table=True):
     updated_at: datetime = _ts(nullable=False)
 
 
+class EventTypeVersion(SQLModel, table=True):
+    """One version of an event type (docs/event-types.md). A type without rows here has one
+    version, v1, whose schema and description are the `event_types` row's."""
+
+    __tablename__ = "event_type_versions"
+    __table_args__ = (UniqueConstraint("type_name", "version"),)
+    id: str = Field(primary_key=True)
+    type_name: str = Field(index=True)
+    version: int  # 1 for v1
+    description: str | None = None
+    json_schema: dict | None = Field(default=None, sa_column=Column(JSON))
+    example: dict | None = Field(default=None, sa_column=Column(JSON))
+    # {"v2": "<JMESPath>"}: how to derive this version's payload from another version's.
+    transforms: dict | None = Field(default=None, sa_column=Column(JSON))
+    deprecated: bool = False
+    sunset_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class EventPayload(SQLModel, table=True):
+    """An event of a versioned type: the version it was published at (`published`, its data is
+    the event's), and each other version the producer supplied in the same call."""
+
+    __tablename__ = "event_payloads"
+    event_id: str = Field(primary_key=True)  # no foreign key: deleted with its event (crud.delete_app)
+    version: int = Field(primary_key=True)
+    published: bool = False
+    data: dict | None = Field(default=None, sa_column=Column(JSON))
+
+
+class VersionDelivery(SQLModel, table=True):
+    """Which version a delivery of a versioned type went out at: the usage counts read these."""
+
+    __tablename__ = "version_deliveries"
+    delivery_id: str = Field(primary_key=True)
+    type_name: str = Field(index=True)
+    version: int
+    delivered_at: datetime = _ts(nullable=False, index=True)
+
+
 class Endpoint(SQLModel, table=True):
     __tablename__ = "endpoints"
     id: str = Field(primary_key=True)

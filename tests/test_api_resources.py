@@ -126,7 +126,9 @@ async def test_event_type_crud_with_schema_round_trip(api: ApiClient) -> None:
         "properties": {"amount": {"type": "integer", "minimum": 0}, "currency": {"enum": ["EUR", "USD"]}},
     }
     created = ok(await api.http.post("/v1/event-types", json={"name": name, "description": "paid", "schema": schema}), 201)
-    assert set(created) == {"name", "description", "schema", "created_at", "updated_at"}
+    # `latest_version` and `versions`: the catalog's versions (docs/event-types.md); one here, v1.
+    assert set(created) == {"name", "description", "schema", "created_at", "updated_at", "latest_version", "versions"}
+    assert created["latest_version"] == "v1" and [v["version"] for v in created["versions"]] == ["v1"]
     assert created["name"] == name and created["description"] == "paid" and created["schema"] == schema
     assert_recent(created["created_at"])
     assert ok(await api.http.get(f"/v1/event-types/{name}")) == created

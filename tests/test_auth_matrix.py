@@ -142,7 +142,7 @@ async def test_authorization_matrix(api: ApiClient, receiver: Receiver, path: st
     bound = {name: Credential(key["id"], frozenset(key["scopes"]), key["app_id"]) for name, key in keys.items()}
     ids = {
         "app_id": a.app_id, "endpoint_id": a.endpoint_id, "event_id": a.event_id, "delivery_id": a.delivery_id,
-        "name": event_type, "key_id": spare_key["id"],
+        "name": event_type, "key_id": spare_key["id"], "version": "v1",
     }
     await asyncio.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.1)
 

@@ -6,7 +6,8 @@ from sqlmodel import select
 
 from hookline.api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import CONFLICT, TEMPORAL
-from hookline.api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate
+from hookline.api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate, VersionNotice
+from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.ids import new_id
 from hookline.core.retry import effective_schedule
@@ -14,6 +15,7 @@ from hookline.core.signing import generate_secret
 from hookline.core.destinations import host_refusal
 from hookline.services import controls, quotas
 from hookline.store import crud
+from hookline.store import versions as versions_store
 from hookline.store.tables import Endpoint, utcnow
 
 router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
@@ -67,16 +69,49 @@ async def create_endpoint(app: AppDep, body: EndpointCreate, session: SessionDep
     return endpoint_out(row, settings)
 
 
+async def _with_notices(session: SessionDep, rows: list[Endpoint], settings: Settings) -> list[EndpointOut]:
+    """Endpoint reads say which pinned versions are deprecated or past their sunset; only an
+    endpoint with pins (`name@v1`) costs a read of the catalog."""
+    names = {
+        versions_core.split_pin(entry)[0]
+        for row in rows for entry in row.event_types or () if "@" in entry
+    }
+    catalog = await versions_store.versions_of(session, names=sorted(names)) if names else {}
+    now = utcnow()
+    out = []
+    for row in rows:
+        result = endpoint_out(row, settings)
+        for entry in row.event_types or ():
+            name, pin = versions_core.split_pin(entry)
+            versions = catalog.get(name)
+            if pin is None or not versions:
+                continue
+            number = versions[-1].version if pin == versions_core.LATEST else versions_core.number(pin)
+            version = next((v for v in versions if v.version == number), None)
+            if version is not None and version.deprecated:
+                sunset = version.sunset_at is not None and version.sunset_at <= now
+                result.version_notices.append(
+                    VersionNotice(
+                        entry=entry, event_type=name, version=versions_core.label(number),
+                        sunset_at=version.sunset_at, state="sunset" if sunset else "deprecated",
+                    )
+                )
+        out.append(result)
+    return out
+
+
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(app: AppDep, session: SessionDep, paging: EndpointPaging, settings: SettingsDep) -> dict:
     stmt = select(Endpoint).where(Endpoint.app_id == app.id)
     rows, cursor = await crud.page_by_id(session, stmt, Endpoint.id, limit=paging.limit, cursor=paging.id_cursor("ep"))
-    return {"data": [endpoint_out(r, settings) for r in rows], "next_cursor": cursor}
+    return {"data": await _with_notices(session, list(rows), settings), "next_cursor": cursor}
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint: EndpointDep, settings: SettingsDep) -> EndpointOut:
-    return endpoint_out(endpoint, settings)
+async def get_endpoint(endpoint: EndpointDep, session: SessionDep, settings: SettingsDep) -> EndpointOut:
+    """The endpoint; `version_notices` lists its subscriptions to deprecated versions."""
+    [out] = await _with_notices(session, [endpoint], settings)
+    return out
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut, responses={**CONFLICT, **TEMPORAL})

@@ -41,6 +41,7 @@ async def publish(
         event, _ = await publish_event(
             session=session, client=client, settings=settings, app_id=app_id,
             type=body.type, data=body.data, idempotency_key=idempotency_key,
+            version=body.version, versions=body.versions,
         )
     except SchemaViolation as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
