@@ -176,6 +176,13 @@ class EventCreate(Input):
     data: JsonObject
 
 
+class TestEventCreate(Input):
+    """A test event: type `hookline.test` and a short message unless given."""
+
+    type: EventTypeName | None = None
+    data: JsonObject | None = None
+
+
 class DeliveryOut(BaseModel):
     id: str
     event_id: str

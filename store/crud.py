@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
 from hookline.store.hot_path import first_row
-from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventType, utcnow
+from hookline.store.tables import Application, Attempt, Delivery, Endpoint, Event, EventTarget, EventType, utcnow
 
 
 T = TypeVar("T")
@@ -56,6 +56,8 @@ async def delete_app(session: AsyncSession, *, app: Application) -> None:
     delivery_ids = select(Delivery.id).where(Delivery.app_id == app.id)
     await session.exec(delete(Attempt).where(col(Attempt.delivery_id).in_(delivery_ids)))
     await session.exec(delete(Delivery).where(Delivery.app_id == app.id))
+    event_ids = select(Event.id).where(Event.app_id == app.id)
+    await session.exec(delete(EventTarget).where(col(EventTarget.event_id).in_(event_ids)))
     await session.exec(delete(Event).where(Event.app_id == app.id))
     await session.exec(delete(Endpoint).where(Endpoint.app_id == app.id))
     await session.delete(app)

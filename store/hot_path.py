@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.store import db
-from hookline.store.tables import Attempt, Delivery, Endpoint, Event, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, EventTarget, utcnow
 
 
 # Statuses a delivery is still being worked on in; the others are final until a replay.
@@ -45,11 +45,14 @@ def live_secrets(endpoint: Endpoint | Record, now: datetime) -> list[str]:
 
 
 async def insert_event(
-    session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None
+    session: AsyncSession, *, app_id: str, type: str, data: dict, idempotency_key: str | None,
+    target_endpoint_id: str | None = None,
 ) -> tuple[Event, bool]:
     """(event, created). A key seen before for this application returns the existing event.
 
-    A new event is written through `db.write` and is not attached to the session.
+    A new event is written through `db.write` and is not attached to the session. With
+    `target_endpoint_id` the event goes to that endpoint only (see EventTarget), written in the
+    same transaction, so its fan-out can never see it without its target.
     """
     if idempotency_key is not None:
         existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
@@ -61,8 +64,14 @@ async def insert_event(
         workflow_id=event_workflow_id(event_id), created_at=utcnow(),
     )
     row = event.model_dump()
+
+    def statements(conn: Connection) -> None:
+        conn.execute(insert(Event.__table__).values(**row))
+        if target_endpoint_id is not None:
+            conn.execute(insert(EventTarget.__table__).values(event_id=event_id, endpoint_id=target_endpoint_id))
+
     try:
-        await db.write(session, lambda conn: conn.execute(insert(Event.__table__).values(**row)))
+        await db.write(session, statements)
     except IntegrityError:
         # Two publishes with one key raced; the first one wins.
         await session.rollback()
@@ -108,16 +117,24 @@ async def undispatched_events(
 
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
-    await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))
+    deleted = await session.exec(delete(Event).where(Event.id == event.id, col(Event.dispatched).is_(False)))
+    if deleted.rowcount:
+        await session.exec(delete(EventTarget).where(EventTarget.event_id == event.id))
     await session.commit()
 
 
 
 async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> Record | None:
-    """What resolving an event's endpoints needs of it; None once it is deleted."""
-    events = Event.__table__
-    stmt = core_select(events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched).where(
-        events.c.id == event_id
+    """What resolving an event's endpoints needs of it (`target_endpoint_id`: None = every
+    subscriber); None once it is deleted."""
+    events, targets = Event.__table__, EventTarget.__table__
+    stmt = (
+        core_select(
+            events.c.id, events.c.app_id, events.c.type, events.c.workflow_id, events.c.dispatched,
+            targets.c.endpoint_id.label("target_endpoint_id"),
+        )
+        .select_from(events.outerjoin(targets, targets.c.event_id == events.c.id))
+        .where(events.c.id == event_id)
     )
     row = await first_row(session, stmt)
     return Record(**row._mapping) if row is not None else None
@@ -134,6 +151,8 @@ async def ensure_deliveries(
     event, so it reads through Core (see Record).
     """
     endpoints, deliveries = Endpoint.__table__, Delivery.__table__
+    target = getattr(event, "target_endpoint_id", None)
+    targeted = target is not None
     conn = await session.connection()
     found: list[Any] = []
     after = after_endpoint_id
@@ -142,6 +161,8 @@ async def ensure_deliveries(
         stmt = core_select(endpoints.c.id, endpoints.c.status, endpoints.c.event_types, endpoints.c.retry).where(
             endpoints.c.app_id == event.app_id, endpoints.c.status != "disabled"
         )
+        if targeted:
+            stmt = stmt.where(endpoints.c.id == target)
         if after:
             stmt = stmt.where(endpoints.c.id > after)
         batch = (await conn.execute(stmt.order_by(endpoints.c.id).limit(limit))).all()
@@ -151,7 +172,8 @@ async def ensure_deliveries(
         scanned += len(batch)
         for endpoint in batch:
             after = endpoint.id
-            if subscribed(endpoint.event_types, event.type):
+            # A targeted event goes to its endpoint whatever that one subscribes to.
+            if targeted or subscribed(endpoint.event_types, event.type):
                 found.append(endpoint)
             if len(found) >= limit:
                 break
