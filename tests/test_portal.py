@@ -186,6 +186,20 @@ async def test_a_paused_endpoint_holds_its_test_event(api: ApiClient, receiver: 
     await wait_for(lambda: len(receiver.at(path)) == 1)
 
 
+async def test_a_test_event_meets_its_type_schema(api: ApiClient, receiver: Receiver, path: str) -> None:
+    app_id = await api.create_app("test events")
+    endpoint = await api.create_endpoint(app_id, receiver.url(path))
+    name = f"order.placed.{app_id[-6:]}"
+    schema = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
+    assert (await api.http.post("/v1/event-types", json={"name": name, "schema": schema})).status_code == 201
+    test = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}/test"
+    r = await api.http.post(test, json={"type": name, "data": {"order": 5}})
+    assert r.status_code == 422 and "order" in r.json()["detail"]
+    assert (await api.http.post(test, json={"type": name})).status_code == 422  # the default data lacks `order`
+    assert (await api.http.get(f"/v1/apps/{app_id}/events")).json()["data"] == []
+    assert (await api.http.post(test, json={"type": name, "data": {"order": "o_1"}})).status_code == 202
+
+
 @pytest.mark.parametrize(
     "body",
     [

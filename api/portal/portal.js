@@ -518,7 +518,7 @@ async function start() {
   $("title").textContent = `Webhooks · ${application.name}`;
   document.title = `Webhooks · ${application.name}`;
   $("nav").hidden = false;
-  for (const tab of document.querySelectorAll("#nav button")) tab.addEventListener("click", () => show(tab.dataset.view));
+  for (const tab of document.querySelectorAll("#nav button")) tab.addEventListener("click", () => { say(""); show(tab.dataset.view); });
   await show("endpoints");
 }
 
