@@ -11,7 +11,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.harness import ApiClient, Receiver, wait_for, wait_until
+from tests.harness import ApiClient, Receiver, wait_for
 
 
 # Deeper than the API accepts (core.inputs.MAX_JSON_DEPTH).

@@ -7,17 +7,16 @@ screenshots of the main views are written to docs/img/ (docs/portal.md shows the
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from tests.harness import ApiClient, Receiver, wait_for, wait_until
+from tests.harness import ApiClient, Receiver, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -285,3 +284,25 @@ async def test_phone_width(browser: Browser, api: ApiClient, receiver: Receiver,
         assert await no_horizontal_scroll(page)
     finally:
         await context.close()
+
+
+async def test_deliveries_filtered_by_endpoint(page: Page, api: ApiClient, receiver: Receiver, path: str) -> None:
+    app_id = await api.create_app("Filters")
+    one, two = receiver.url(path + "/one"), receiver.url(path + "/two")
+    first = await api.create_endpoint(app_id, one, event_types=["filter.one"])
+    await api.create_endpoint(app_id, two, event_types=["filter.two"])
+    for type_name in ("filter.one", "filter.two"):
+        event = await api.publish(app_id, type_name, {})
+        await api.wait_event(app_id, event["id"])
+
+    await open_portal(page, api, app_id, "Filters")
+    await nav(page, "Deliveries").click()
+    await expect(page.locator("li[data-delivery]")).to_have_count(2)
+    await page.get_by_label("Endpoint", exact=True).select_option(first["id"])
+    await expect(page.locator("li[data-delivery]")).to_have_count(1)
+    await expect(page.locator("li[data-delivery]")).to_contain_text("filter.one")
+    # The card's own "Deliveries" button opens the same filter.
+    await nav(page, "Endpoints").click()
+    await button(endpoint_card(page, two), "Deliveries").click()
+    await expect(page.locator("li[data-delivery]")).to_have_count(1)
+    await expect(page.locator("li[data-delivery]")).to_contain_text("filter.two")

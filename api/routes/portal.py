@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from importlib import resources
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from hookline.api.auth import new_key, key_hash, key_prefix
+from hookline.api.auth import key_hash, key_prefix, new_key
 from hookline.api.deps import AppDep, CredentialDep, SessionDep, SettingsDep
 from hookline.api.schemas import Input
 from hookline.core.ids import new_id
