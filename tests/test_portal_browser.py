@@ -7,6 +7,7 @@ screenshots of the main views are written to docs/img/ (docs/portal.md shows the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
 from tests.harness import ApiClient, Receiver, wait_for
 
@@ -306,3 +307,27 @@ async def test_deliveries_filtered_by_endpoint(page: Page, api: ApiClient, recei
     await button(endpoint_card(page, two), "Deliveries").click()
     await expect(page.locator("li[data-delivery]")).to_have_count(1)
     await expect(page.locator("li[data-delivery]")).to_contain_text("filter.two")
+
+
+async def test_a_slow_answer_never_replaces_a_later_view(page: Page, api: ApiClient, receiver: Receiver, path: str) -> None:
+    app_id = await api.create_app("Slow")
+    url = receiver.url(path)
+    await api.create_endpoint(app_id, url)
+    release = asyncio.Event()
+
+    async def held(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    def endpoint_list(address: str) -> bool:
+        return "/endpoints?limit=250" in address
+
+    await page.route(endpoint_list, held)  # the first view's list answers late
+    await open_portal(page, api, app_id, "Slow")
+    await nav(page, "Event types").click()
+    await expect(page.get_by_role("heading", name="Event types", exact=True)).to_be_visible()
+    async with page.expect_response(lambda response: endpoint_list(response.url)):
+        release.set()
+    await page.evaluate("new Promise(resolve => setTimeout(resolve, 500))")  # let the late answer land
+    await expect(page.get_by_role("heading", name="Event types", exact=True)).to_be_visible()
+    await expect(endpoint_card(page, url)).to_have_count(0)

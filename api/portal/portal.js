@@ -10,7 +10,7 @@ const STATUSES = ["pending", "retrying", "paused", "succeeded", "dead_lettered"]
 const PAGE = 25;
 
 const session = { app: null, token: null, expires: null };
-const state = { view: "endpoints", endpoints: [], eventTypes: null, filters: { status: "", endpoint: "" }, cursor: null };
+const state = { view: "endpoints", endpoints: [], eventTypes: null, filters: { status: "", endpoint: "" }, shown: 0 };
 const eventCache = new Map();
 let expiryTimer = null;
 
@@ -196,7 +196,11 @@ async function show(view, options) {
   }
   clearError();
   const render = { endpoints: renderEndpoints, "event-types": renderEventTypes, deliveries: renderDeliveries }[view];
-  await act(() => render(options || {}));
+  // Views load over the network: only the one asked for last is put on screen, so a slow answer
+  // for an earlier click never replaces what was clicked since.
+  const ticket = ++state.shown;
+  const section = await act(() => render(options || {}));
+  if (section && ticket === state.shown && session.token) $("main").replaceChildren(section);
 }
 
 async function loadEndpoints() {
@@ -226,7 +230,7 @@ async function renderEndpoints() {
     el("div", { class: "form-slot" }),
     endpoints.length ? list : el("p", { class: "muted", text: "No endpoints yet. Add one to start receiving webhooks." }),
   );
-  $("main").replaceChildren(section);
+  return section;
 }
 
 function describeTypes(types) {
@@ -412,10 +416,10 @@ async function renderEventTypes() {
       el("details", {}, el("summary", { text: "Example payload" }), el("pre", { text: JSON.stringify(payload, null, 2) })),
     ));
   }
-  $("main").replaceChildren(el("section", { "aria-labelledby": "types-heading" },
+  return el("section", { "aria-labelledby": "types-heading" },
     el("h2", { id: "types-heading", text: "Event types" }),
     el("p", { class: "muted", text: "Every webhook is a POST with this JSON body, signed with the endpoint's secret (Standard Webhooks)." }),
-    types.length ? list : el("p", { class: "muted", text: "No event types are registered yet." })));
+    types.length ? list : el("p", { class: "muted", text: "No event types are registered yet." }));
 }
 
 // Deliveries -----------------------------------------------------------------------------------------
@@ -449,8 +453,8 @@ async function renderDeliveries() {
       el("label", { for: "filter-status" }, "Status"), statusSelect,
       el("label", { for: "filter-endpoint" }, "Endpoint"), endpointSelect),
     list, more);
-  $("main").replaceChildren(section);
   await loadDeliveries(list, more, null);
+  return section;
 }
 
 async function loadDeliveries(list, more, cursor) {
