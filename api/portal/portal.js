@@ -487,7 +487,8 @@ function deliveryCard(delivery) {
       button("Attempts", () => toggleAttempts(delivery, attemptsSlot)),
       button("Replay", async () => {
         const replayed = await act(() => api("POST", app(`/deliveries/${delivery.id}/replay`)), "Delivery replayed: it goes out again now.");
-        if (replayed) setTimeout(() => show("deliveries"), 1500);
+        // A moment later, to show its new status, unless the subscriber has moved on.
+        if (replayed) setTimeout(() => { if (state.view === "deliveries") show("deliveries"); }, 1500);
       })),
     attemptsSlot);
   eventOf(delivery.event_id).then((event) => { typeSlot.textContent = event ? event.type : "unknown"; });
