@@ -1,4 +1,4 @@
-"""`hookline dev | api | worker | migrate | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
+"""`hookline dev | api | worker | migrate | listen | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
 
 import asyncio
 import os
@@ -314,6 +314,51 @@ def migrate() -> None:
     A database made by a version from before migrations is recognised and kept.
     """
     _migrate(_settings())
+
+
+@app.command()
+def listen(
+    app_id: Annotated[str, typer.Option("--app", help="The application to subscribe to (app_…)")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 to receive on; 0 picks a free one")] = 0,
+    forward_to: Annotated[
+        Optional[str], typer.Option("--forward-to", help="Relay each delivery, headers and body unchanged, to this URL")
+    ] = None,
+    event_types: Annotated[
+        Optional[list[str]], typer.Option("--event-type", help="Subscribe to this type or pattern only (repeatable)")
+    ] = None,
+    api: Annotated[Optional[str], typer.Option(help="API URL (default: http://HOOKLINE_HOST:HOOKLINE_PORT, as `hookline dev` prints it)")] = None,
+    token: Annotated[
+        Optional[str], typer.Option(help="API token [HOOKLINE_ADMIN_TOKEN, or DATA_DIR/admin-token from `hookline dev`]")
+    ] = None,
+) -> None:
+    """Receive an application's webhooks here: a temporary endpoint, one line per delivery, removed on exit."""
+    from hookline.listen import Listener, ListenError
+
+    settings = _settings()
+    token = token or settings.admin_token
+    token_file = settings.data_dir / "admin-token"
+    if not token and token_file.exists():
+        token = token_file.read_text().strip()
+    if not token:
+        typer.echo("no API token: pass --token, set HOOKLINE_ADMIN_TOKEN, or run from where `hookline dev` runs", err=True)
+        raise typer.Exit(2)
+    if not 0 <= port <= 65535:
+        raise typer.BadParameter("port must be between 0 and 65535")
+    if forward_to is not None and not forward_to.startswith(("http://", "https://")):
+        raise typer.BadParameter("--forward-to must be an http(s) URL")
+    try:
+        listener = Listener(
+            api_url=api or f"http://{settings.host}:{settings.port}", token=token, app_id=app_id, port=port,
+            forward_to=forward_to, event_types=event_types or None, out=lambda line: typer.echo(line),
+        )
+    except OSError as exc:
+        typer.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1)
+    try:
+        listener.run()
+    except ListenError as exc:
+        typer.echo(f"hookline listen: {exc}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("generate-key")

@@ -63,6 +63,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # The subscriber portal's page and script: static, no data; it calls /v1 with its own token.
+    ("GET", "/portal"): PUBLIC,
+    ("GET", "/portal/portal.js"): PUBLIC,
+    ("GET", "/portal/portal.css"): PUBLIC,
     # Applications: an app-bound key lists and reads only its own; the rest is the operator's.
     ("GET", "/v1/apps"): APP_READ,
     ("POST", "/v1/apps"): ADMIN,

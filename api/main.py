@@ -11,7 +11,7 @@ from hookline.api.deps import require_credential
 from hookline.api.errors import PUBLIC_RESPONSES, V1_RESPONSES, install_error_handlers
 from hookline.api.limits import BodySizeLimit
 from hookline.api.middleware import known_query_only, refuse_nul
-from hookline.api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health
+from hookline.api.routes import api_keys, apps, deliveries, endpoints, event_types, events, health, portal
 from hookline.api.routes import audit as audit_log
 from hookline.core import telemetry
 from hookline.core.config import Settings, get_settings
@@ -52,9 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     protected = [Depends(require_credential)]
-    for module in (apps, event_types, endpoints, events, deliveries, api_keys):
+    for module in (apps, event_types, endpoints, events, deliveries, api_keys, portal):
         app.include_router(module.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
     app.include_router(health.router, dependencies=[Depends(known_query_only)], responses=PUBLIC_RESPONSES)
+    app.include_router(portal.pages, dependencies=[Depends(known_query_only)])
     app.include_router(audit_log.router, dependencies=[*protected, Depends(known_query_only)], responses=V1_RESPONSES)
     # Added last, so outermost: it logs every answer and audits each change after its status is known.
     app.add_middleware(AuditTrail, access_log_on=settings.access_log)

@@ -257,6 +257,13 @@ class EventCreate(Input):
     )
 
 
+class TestEventCreate(Input):
+    """A test event: type `hookline.test` and a short message unless given."""
+
+    type: EventTypeName | None = None
+    data: JsonObject | None = None
+
+
 class DeliveryOut(BaseModel):
     id: str
     event_id: str

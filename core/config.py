@@ -135,6 +135,11 @@ class Settings(BaseSettings):
             url.port  # noqa: B018  (raises on a port out of range)
         return value
 
+    # The subscriber portal (api/routes/portal.py): how long a portal link lives unless the request
+    # says, and the address browsers reach the API at, for the links (default: the request's own).
+    portal_access_ttl_s: int = Field(default=3600, ge=30, le=86400)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"

@@ -10,11 +10,13 @@ from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.inputs import check_event
 from hookline.core.metrics import EVENTS_PUBLISHED
-from hookline.services.errors import Rejected, SchemaViolation, TemporalError, UnknownApplication, reaching_temporal
+from hookline.services.errors import (
+    Conflict, Rejected, SchemaViolation, TemporalError, UnknownApplication, reaching_temporal,
+)
 from hookline.services.validation import check_data
 from hookline.store import crud, hot_path
 from hookline.store import versions as versions_store
-from hookline.store.tables import Event, utcnow
+from hookline.store.tables import Endpoint, Event, utcnow
 from hookline.services import event_workflow_client
 
 
@@ -93,16 +95,20 @@ async def publish_event(
     idempotency_key: str | None = None,
     version: str | None = None,
     versions: dict[str, dict] | None = None,
+    target_endpoint_id: str | None = None,
 ) -> tuple[Event, bool]:
     """(event, created). The same idempotency key again returns the first event, no second fan-out.
 
     `version` (default: the type's latest) and `versions` (other versions' data, for subscribers
-    pinned to them) are checked as in docs/event-types.md."""
+    pinned to them) are checked as in docs/event-types.md. `target_endpoint_id` sends the event
+    to that one endpoint of the application instead of to every subscriber (test events).
+    """
     if not await crud.app_exists(session, app_id=app_id):
         raise UnknownApplication(f"application {app_id} not found")
     payloads = await check_versions(session, type=type, data=data, version=version, versions=versions)
     event, created = await hot_path.insert_event(
-        session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key, payloads=payloads
+        session, app_id=app_id, type=type, data=data, idempotency_key=idempotency_key, payloads=payloads,
+        target_endpoint_id=target_endpoint_id,
     )
     telemetry.annotate(event_id=event.id, app_id=event.app_id)
     if event.dispatched:
@@ -120,3 +126,37 @@ async def publish_event(
     if created:  # here, not in the route, so that producer.py's publishes count too
         EVENTS_PUBLISHED.inc()
     return event, created
+
+
+TEST_EVENT_TYPE = "hookline.test"
+
+
+def test_event_data(endpoint: Endpoint) -> dict:
+    """What a test event carries when its sender gives no data."""
+    return {"message": "A test event from Hookline: this endpoint receives webhooks.", "endpoint_id": endpoint.id}
+
+
+async def send_test_event(
+    *,
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    endpoint: Endpoint,
+    type: str | None = None,
+    data: dict | None = None,
+) -> Event:
+    """Publish one event to this endpoint only, whatever event types it subscribes to.
+
+    It is an event like any other (signed, retried, listed in the delivery log), with the
+    endpoint's retry policy; a paused endpoint holds it like the rest.
+    """
+    if endpoint.status == "disabled":
+        raise Conflict(f"endpoint {endpoint.id} is disabled; enable it to send it a test event")
+    type = type or TEST_EVENT_TYPE
+    data = test_event_data(endpoint) if data is None else data
+    check_producer_event(type, data, None)
+    event, _ = await publish_event(
+        session=session, client=client, settings=settings, app_id=endpoint.app_id, type=type, data=data,
+        target_endpoint_id=endpoint.id,
+    )
+    return event

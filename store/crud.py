@@ -14,7 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.ids import new_id
 from hookline.store.hot_path import first_row
 from hookline.store.tables import (
-    Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventType, VersionDelivery, core_table, utcnow,
+    Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventTarget, EventType, VersionDelivery, core_table,
+    utcnow,
 )
 
 
@@ -61,6 +62,7 @@ async def delete_app(session: AsyncSession, *, app: Application) -> None:
     await session.exec(delete(Delivery).where(col(Delivery.app_id) == app.id))
     event_ids = select(Event.id).where(col(Event.app_id) == app.id)
     await session.exec(delete(EventPayload).where(col(EventPayload.event_id).in_(event_ids)))
+    await session.exec(delete(EventTarget).where(col(EventTarget.event_id).in_(event_ids)))
     await session.exec(delete(Event).where(col(Event.app_id) == app.id))
     await session.exec(delete(Endpoint).where(col(Endpoint.app_id) == app.id))
     await session.delete(app)

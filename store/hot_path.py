@@ -16,13 +16,14 @@ from hookline.core.event_types import subscribed
 from hookline.core.ids import event_workflow_id, new_id
 from hookline.core.statuses import DeliveryStatus, EndpointStatus
 from hookline.store import db
-from hookline.store.tables import Attempt, Delivery, Endpoint, Event, EventPayload, core_table, utcnow
+from hookline.store.tables import Attempt, Delivery, Endpoint, Event, EventPayload, EventTarget, core_table, utcnow
 
 
 DELIVERIES = core_table(Delivery)
 ENDPOINTS = core_table(Endpoint)
 EVENTS = core_table(Event)
 PAYLOADS = core_table(EventPayload)
+TARGETS = core_table(EventTarget)
 ATTEMPTS = core_table(Attempt)
 
 
@@ -96,6 +97,7 @@ class FanOutEvent(NamedTuple):
     type: str
     workflow_id: str
     dispatched: bool
+    target_endpoint_id: str | None  # a test event's one endpoint (event_targets); None: every subscriber
 
 
 class FanOutEndpoint(NamedTuple):
@@ -164,11 +166,14 @@ async def insert_event(
     data: dict,
     idempotency_key: str | None,
     payloads: Sequence[dict[str, Any]] = (),
+    target_endpoint_id: str | None = None,
 ) -> tuple[Event, bool]:
     """(event, created). A key seen before for this application returns the existing event.
 
-    A new event is written through `db.write` and is not attached to the session; `payloads`
-    (event_payloads rows but their event_id; a versioned type's only) go in the same transaction.
+    A new event is written through `db.write` and is not attached to the session. `payloads`
+    (event_payloads rows but their event_id; a versioned type's only) and `target_endpoint_id`
+    (the one endpoint a test event goes to, see EventTarget) go in the same transaction, so the
+    fan-out never sees the event without them.
     """
     if idempotency_key is not None:
         existing = await get_event_by_key(session, app_id=app_id, idempotency_key=idempotency_key)
@@ -183,9 +188,11 @@ async def insert_event(
     versions = [{**p, "event_id": event_id} for p in payloads]
 
     def statements(conn: Connection) -> None:
-        conn.execute(insert(Event.__table__).values(**row))
+        conn.execute(insert(EVENTS).values(**row))
         if versions:
-            conn.execute(insert(EventPayload.__table__), versions)
+            conn.execute(insert(PAYLOADS), versions)
+        if target_endpoint_id is not None:
+            conn.execute(insert(TARGETS).values(event_id=event_id, endpoint_id=target_endpoint_id))
 
     try:
         await db.write(session, statements)
@@ -238,13 +245,19 @@ async def forget_event(session: AsyncSession, *, event: Event) -> None:
     )
     if result.rowcount:
         await session.exec(delete(EventPayload).where(col(EventPayload.event_id) == event.id))
+        await session.exec(delete(EventTarget).where(col(EventTarget.event_id) == event.id))
     await session.commit()
 
 
 
 async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> FanOutEvent | None:
-    """What resolving an event's endpoints needs of it; None once it is deleted."""
-    stmt = core_select(*_columns(EVENTS, FanOutEvent._fields)).where(EVENTS.c.id == event_id)
+    """What resolving an event's endpoints needs of it (`target_endpoint_id`: None = every
+    subscriber); None once it is deleted."""
+    stmt = (
+        core_select(*_columns(EVENTS, FanOutEvent._fields[:-1]), TARGETS.c.endpoint_id)
+        .select_from(EVENTS.outerjoin(TARGETS, TARGETS.c.event_id == EVENTS.c.id))
+        .where(EVENTS.c.id == event_id)
+    )
     row = await first_row(session, stmt)
     return FanOutEvent(*row) if row is not None else None
 
@@ -260,6 +273,8 @@ async def ensure_deliveries(
     event, so it reads through Core (see the typed rows above).
     """
     endpoints, deliveries = ENDPOINTS, DELIVERIES
+    target = event.target_endpoint_id
+    targeted = target is not None
     conn = await session.connection()
     found: list[FanOutEndpoint] = []
     after = after_endpoint_id
@@ -268,6 +283,8 @@ async def ensure_deliveries(
         stmt = core_select(*_columns(endpoints, FanOutEndpoint._fields)).where(
             endpoints.c.app_id == event.app_id, endpoints.c.status != EndpointStatus.DISABLED
         )
+        if targeted:
+            stmt = stmt.where(endpoints.c.id == target)
         if after:
             stmt = stmt.where(endpoints.c.id > after)
         batch = (await conn.execute(stmt.order_by(endpoints.c.id).limit(limit))).all()
@@ -277,7 +294,8 @@ async def ensure_deliveries(
         scanned += len(batch)
         for candidate in batch:
             after = candidate.id
-            if subscribed(candidate.event_types, event.type):
+            # A targeted event goes to its endpoint whatever that one subscribes to.
+            if targeted or subscribed(candidate.event_types, event.type):
                 found.append(FanOutEndpoint(*candidate))
             if len(found) >= limit:
                 break

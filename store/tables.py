@@ -168,6 +168,19 @@ class Event(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class EventTarget(SQLModel, table=True):
+    """The one endpoint an event goes to instead of every subscriber (a test event).
+
+    A table of its own rather than a column of `events`: existing databases get it at start-up.
+    No foreign key, as for the audit trail: deleting an application deletes these rows first
+    or after, in any order.
+    """
+
+    __tablename__ = "event_targets"
+    event_id: str = Field(primary_key=True)
+    endpoint_id: str
+
+
 class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),)

@@ -6,14 +6,18 @@ from sqlmodel import select
 
 from hookline.api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, SettingsDep, TemporalDep
 from hookline.api.errors import CONFLICT, TEMPORAL
-from hookline.api.schemas import EndpointCreate, EndpointOut, EndpointUpdate, Page, SecretOut, SecretRotate, VersionNotice
+from hookline.api.routes.events import event_out
+from hookline.api.schemas import (
+    EndpointCreate, EndpointOut, EndpointUpdate, EventOut, Page, SecretOut, SecretRotate, TestEventCreate, VersionNotice,
+)
 from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.ids import new_id
 from hookline.core.retry import effective_schedule
 from hookline.core.signing import generate_secret
 from hookline.core.destinations import host_refusal
-from hookline.services import controls, quotas
+from hookline.services import controls, publishing, quotas
+from hookline.services.errors import SchemaViolation
 from hookline.store import crud
 from hookline.store import versions as versions_store
 from hookline.store.tables import Endpoint, utcnow
@@ -194,3 +198,22 @@ async def resume_endpoint(
         session=session, client=client, settings=settings, endpoint=endpoint, paused=False
     )
     return endpoint_out(endpoint, settings)
+
+
+@router.post(
+    "/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED, response_model=EventOut,
+    responses={**CONFLICT, **TEMPORAL},
+)
+async def send_test_event(
+    endpoint: EndpointDep, session: SessionDep, client: TemporalDep, settings: SettingsDep,
+    body: TestEventCreate | None = None,
+) -> EventOut:
+    """One event to this endpoint only (type `hookline.test` unless given), listed with its deliveries."""
+    body = body or TestEventCreate()
+    try:
+        event = await publishing.send_test_event(
+            session=session, client=client, settings=settings, endpoint=endpoint, type=body.type, data=body.data
+        )
+    except SchemaViolation as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    return event_out(event)
