@@ -321,14 +321,14 @@ def listen(
     app_id: Annotated[str, typer.Option("--app", help="The application to subscribe to (app_…)")],
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 to receive on; 0 picks a free one")] = 0,
     forward_to: Annotated[
-        Optional[str], typer.Option("--forward-to", help="Relay each delivery, headers and body unchanged, to this URL")
+        str | None, typer.Option("--forward-to", help="Relay each delivery, headers and body unchanged, to this URL")
     ] = None,
     event_types: Annotated[
-        Optional[list[str]], typer.Option("--event-type", help="Subscribe to this type or pattern only (repeatable)")
+        list[str] | None, typer.Option("--event-type", help="Subscribe to this type or pattern only (repeatable)")
     ] = None,
-    api: Annotated[Optional[str], typer.Option(help="API URL (default: http://HOOKLINE_HOST:HOOKLINE_PORT, as `hookline dev` prints it)")] = None,
+    api: Annotated[str | None, typer.Option(help="API URL (default: http://HOOKLINE_HOST:HOOKLINE_PORT, as `hookline dev` prints it)")] = None,
     token: Annotated[
-        Optional[str], typer.Option(help="API token [HOOKLINE_ADMIN_TOKEN, or DATA_DIR/admin-token from `hookline dev`]")
+        str | None, typer.Option(help="API token [HOOKLINE_ADMIN_TOKEN, or DATA_DIR/admin-token from `hookline dev`]")
     ] = None,
 ) -> None:
     """Receive an application's webhooks here: a temporary endpoint, one line per delivery, removed on exit."""
