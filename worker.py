@@ -13,14 +13,18 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from hookline.activities.delivery import DeliveryActivities
 from hookline.activities.http import ClientPool
 from hookline.activities.bookkeeping import BookkeepingActivities
+from hookline.activities.health import HealthActivities
 from hookline.activities.recovery import RecoveryActivities
 from hookline.activities.sweep import SweepActivities
 from hookline.core.config import Settings, get_settings
 from hookline.core.metrics import WORKER_REGISTRY
 from hookline.core.temporal import connect_temporal
+from hookline.services.endpoint_health import HealthNotifier
 from hookline.services.recovery import ensure_recovery_schedule
 from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.health import ensure_hookline_app
 from hookline.workflows.event import EventWorkflow
+from hookline.workflows.health import EndpointHealthWorkflow
 from hookline.workflows.recovery import DispatchRecoveryWorkflow
 from hookline.workflows.sweep import DeliverySweepWorkflow
 
@@ -33,9 +37,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings)
     await create_schema(engine)
     sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        await ensure_hookline_app(session)
     http = ClientPool(public_only=not settings.allow_private_targets)
     client = await connect_temporal(settings, wait_s=120)
-    delivery = DeliveryActivities(sessions, http, settings)
+    delivery = DeliveryActivities(sessions, http, settings, HealthNotifier(client, sessions, settings))
+    health = HealthActivities(client, sessions, settings)
     records = BookkeepingActivities(sessions, settings)
     sweep = SweepActivities(client, sessions, settings)
     recovery = RecoveryActivities(client, sessions, settings)
@@ -43,7 +50,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         async with Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow],
+            workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow, EndpointHealthWorkflow],
             workflow_runner=SandboxedWorkflowRunner() if settings.workflow_sandbox else UnsandboxedWorkflowRunner(),
             activities=[
                 delivery.deliver,
@@ -53,6 +60,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 sweep.page_deliveries,
                 sweep.signal_page,
                 recovery.dispatch_stragglers,
+                health.turn_failing,
+                health.pick_probe,
+                health.recover,
+                health.auto_disable,
             ],
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_local_activities=settings.worker_max_concurrent_activities,

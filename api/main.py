@@ -18,6 +18,7 @@ from hookline.core.config import Settings, get_settings
 from hookline.core.temporal import connect_temporal
 from hookline.core.version import VERSION
 from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.health import ensure_hookline_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await create_schema(engine)
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
+        async with app.state.sessions() as session:
+            await ensure_hookline_app(session)
         # Lazy: the API starts and answers while Temporal is away, and reconnects when it is back.
         app.state.temporal = await connect_temporal(settings, lazy=True)
         try:

@@ -157,6 +157,9 @@ class EndpointOut(BaseModel):
     header_names: list[str]
     created_at: datetime
     updated_at: datetime
+    # The circuit breaker: `failing` after HOOKLINE_BREAKER_FAILURES failed attempts in a row, until a probe succeeds.
+    health: Literal["healthy", "failing"] = "healthy"
+    failing_since: datetime | None = None
 
 
 class SecretOut(BaseModel):

@@ -285,6 +285,7 @@ async def record_attempt(
     attempt: dict[str, Any],
     status: str,
     next_attempt_at: datetime | None,
+    spends_budget: bool = True,
 ) -> bool:
     """Log the attempt (`attempt`: the attempts row's values but its number) and move the
     delivery on; False when the delivery changed meanwhile.
@@ -307,7 +308,12 @@ async def record_attempt(
         moved = conn.execute(
             update(deliveries)
             .where(deliveries.c.id == delivery.id, deliveries.c.updated_at == delivery.updated_at)
-            .values(**values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at)
+            .values(
+                **values,
+                cycle_attempts=deliveries.c.cycle_attempts + int(spends_budget),  # a probe's does not
+                status=status,
+                next_attempt_at=next_attempt_at,
+            )
             .returning(deliveries.c.attempts)
         ).first()
         current = moved is not None

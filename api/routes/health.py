@@ -1,6 +1,10 @@
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hookline.api.deps import SessionDep
+from hookline.core.metrics import ENDPOINTS_BY_HEALTH
+from hookline.store import health
+
 router = APIRouter(tags=["health"])
 
 
@@ -11,6 +15,8 @@ async def healthz() -> dict:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus metrics of this API process."""
+async def metrics(session: SessionDep) -> Response:
+    """Prometheus metrics of this API process, and of the store's endpoints by health."""
+    for label, count in (await health.count_by_health(session)).items():
+        ENDPOINTS_BY_HEALTH.labels(label).set(count)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
