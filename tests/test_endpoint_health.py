@@ -151,6 +151,9 @@ async def test_auto_disable_dead_letters_and_notifies_then_replays_once_enabled(
 async def test_app_hookline_exists_from_start_and_cannot_be_deleted(api: ApiClient) -> None:
     r = await api.http.get(f"/v1/apps/{HOOKLINE_APP}")
     assert r.status_code == 200 and r.json()["name"] == "Hookline"
+    # Read by its id, not listed: the list stays newest first.
+    listed = (await api.http.get("/v1/apps", params={"limit": 250})).json()["data"]
+    assert HOOKLINE_APP not in {a["id"] for a in listed}
     r = await api.http.delete(f"/v1/apps/{HOOKLINE_APP}")
     assert r.status_code == 409 and HOOKLINE_APP in r.json()["detail"]
     assert (await api.http.get(f"/v1/apps/{HOOKLINE_APP}")).status_code == 200

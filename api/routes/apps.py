@@ -19,10 +19,13 @@ async def create_app(body: AppCreate, session: SessionDep) -> Application:
 
 @router.get("", response_model=Page[AppOut])
 async def list_apps(session: SessionDep, paging: AppPaging, credential: CredentialDep) -> dict:
-    """Every application; for a key bound to one, that one only."""
+    """Every application; for a key bound to one, that one only. The built-in `app_hookline` is
+    read by its id: it is not listed (its id is not time-sortable, it would break newest-first)."""
     stmt = select(Application)
     if credential.app_id is not None:
         stmt = stmt.where(Application.id == credential.app_id)
+    else:
+        stmt = stmt.where(Application.id != HOOKLINE_APP_ID)
     rows, cursor = await crud.page_by_id(
         session, stmt, Application.id, limit=paging.limit, cursor=paging.id_cursor("app")
     )
