@@ -56,7 +56,12 @@ class PersistedTemporal(TemporalServer):
 def durable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("durability")
     temporal = PersistedTemporal(work).start()
-    stack = Stack(temporal=temporal, database_url=f"sqlite:///{work / 'hookline.db'}", work_dir=work)
+    # These tests keep LOAD deliveries retrying against a 503 across crashes; the circuit breaker
+    # would hold them after a few failures (tests/test_endpoint_health.py covers that), so it is off.
+    stack = Stack(
+        temporal=temporal, database_url=f"sqlite:///{work / 'hookline.db'}", work_dir=work,
+        extra_env={"HOOKLINE_BREAKER_FAILURES": "1000000"},
+    )
     try:
         yield from running_stack(stack)
     finally:
