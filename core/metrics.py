@@ -27,7 +27,7 @@ GCCollector(registry=WORKER_REGISTRY)
 DELIVERY_ATTEMPTS = Counter(
     "hookline_delivery_attempts_total",
     "HTTP attempts of deliveries, by outcome",
-    ["outcome"],  # succeeded | retrying | dead_lettered
+    ["outcome"],  # succeeded | retrying | dead_lettered | probe_failed
     registry=WORKER_REGISTRY,
 )
 ATTEMPT_SECONDS = Histogram(
