@@ -118,15 +118,12 @@ async def probe_candidate(session: AsyncSession, *, endpoint_id: str) -> str | N
 async def count_by_health(session: AsyncSession) -> dict[str, int]:
     """Endpoints by health, disabled ones apart: one grouped count for a metrics scrape."""
     e = _endpoints
-    rows = (
-        await (await session.connection()).execute(
-            core_select(e.c.status == "disabled", e.c.health, func.count()).group_by(e.c.status == "disabled", e.c.health)
-        )
-    ).all()
+    stmt = core_select(e.c.status, e.c.health, func.count()).group_by(e.c.status, e.c.health)
+    rows = (await (await session.connection()).execute(stmt)).all()
     await session.commit()
     counts = {HEALTHY: 0, FAILING: 0, "disabled": 0}
-    for disabled, health, n in rows:
-        key = "disabled" if disabled else health
+    for status, health, n in rows:
+        key = "disabled" if status == "disabled" else health
         counts[key] = counts.get(key, 0) + n
     return counts
 

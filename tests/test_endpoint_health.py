@@ -19,15 +19,21 @@ PATIENT_RETRY = {"max_attempts": 20, "initial_interval_s": 2, "backoff_coefficie
 HOOKLINE_APP = "app_hookline"
 
 
-@pytest.fixture(scope="module")
-def health_stack(temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def health_stack(request: pytest.FixtureRequest, temporal: TemporalServer, work_dir: Path) -> Iterator[Stack]:
+    """Both databases (the breaker's transitions are conditional UPDATEs); on PostgreSQL, in the sandbox."""
+    if request.param == "sqlite":
+        url, env = f"sqlite:///{work_dir / 'endpoint-health.db'}", {}
+    else:
+        url, env = request.getfixturevalue("postgres").create_database(), {"HOOKLINE_WORKFLOW_SANDBOX": "true"}
     yield from isolated_stack(
         temporal,
         work_dir,
-        f"sqlite:///{work_dir / 'endpoint-health.db'}",
+        url,
         HOOKLINE_BREAKER_FAILURES=str(FAILURES),
         HOOKLINE_BREAKER_PROBE_S=str(PROBE_S),
         HOOKLINE_AUTO_DISABLE_AFTER_S=str(AUTO_DISABLE_AFTER_S),
+        **env,
     )
 
 
