@@ -104,6 +104,10 @@ class DeliveryActivities:
                 await self._close(session, delivery, "endpoint is disabled")
             if endpoint.health == FAILING and not input.probe:
                 # The breaker is open: hold like a pause, no attempt; the endpoint's watch probes and releases.
+                if delivery.status == "paused" and self._notifier is not None:
+                    # Held already: its hourly re-check. Make sure a watch runs (one lost to a
+                    # terminate by hand would otherwise hold it for good); a running one is kept.
+                    await self._notifier.watch(endpoint.id)
                 raise ApplicationError("endpoint is failing", type=ENDPOINT_PAUSED, non_retryable=True)
             now = datetime.now(timezone.utc)
             if not input.probe and delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
@@ -196,7 +200,7 @@ class DeliveryActivities:
             session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
-        await self._count_for_breaker(session, endpoint, failed=failed, probe=input.probe)
+        await self._count_for_breaker(session, endpoint, failed=failed, succeeded=status == "succeeded", probe=input.probe)
         if status_code == 410:
             await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
             if self._notifier is not None:
@@ -231,11 +235,13 @@ class DeliveryActivities:
             await self._announce_dead_letter(delivery, delivery.attempts)
         raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
 
-    async def _count_for_breaker(self, session: AsyncSession, endpoint: Record, *, failed: bool, probe: bool) -> None:
+    async def _count_for_breaker(
+        self, session: AsyncSession, endpoint: Record, *, failed: bool, succeeded: bool, probe: bool
+    ) -> None:
         """Failures in a row per endpoint: a write on each failure, on a success only to end a run."""
+        if succeeded and endpoint.consecutive_failures:
+            await health.count_success(session, endpoint_id=endpoint.id)
         if not failed:
-            if endpoint.consecutive_failures:
-                await health.count_success(session, endpoint_id=endpoint.id)
             return
         count = await health.count_failure(session, endpoint_id=endpoint.id)
         if count >= self._settings.breaker_failures and endpoint.health == HEALTHY and not probe:
