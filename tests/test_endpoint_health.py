@@ -186,3 +186,39 @@ async def test_no_operational_event_about_app_hookline_own_endpoints(
     await wait_until(lambda: endpoint(api, HOOKLINE_APP, broken["id"]), lambda e: e["health"] == "failing", 60)
     await asyncio.sleep(2 * PROBE_S)
     assert operational(receiver, path + "/ops", verifier, broken["id"]) == []
+
+
+async def test_410_gone_and_an_operator_disable_are_announced_with_their_dead_letters(
+    api: ApiClient, receiver: Receiver, path: str
+) -> None:
+    verifier = await subscribe_operator(api, receiver, path + "/ops")
+    app_id = await api.create_app()
+    receiver.set(path + "/gone", 410)
+    gone = await api.create_endpoint(app_id, receiver.url(path + "/gone"), event_types=["gone.*"])
+    # Waits out a far-off retry when the operator disables it.
+    far_off = {"max_attempts": 3, "initial_interval_s": 300, "backoff_coefficient": 1.0, "max_interval_s": 300}
+    receiver.set(path + "/down", 500)
+    down = await api.create_endpoint(app_id, receiver.url(path + "/down"), retry=far_off, event_types=["down.*"])
+    to_gone = await api.publish(app_id, "gone.one", {})
+    to_down = await api.publish(app_id, "down.one", {})
+    await api.wait_event(app_id, to_gone["id"])
+    await api.wait_event(app_id, to_down["id"], lambda e: e["deliveries"][0]["status"] == "retrying")
+    r = await api.http.patch(f"/v1/apps/{app_id}/endpoints/{down['id']}", json={"status": "disabled"})
+    assert r.status_code == 200, r.text
+    await api.wait_event(app_id, to_down["id"])
+
+    for ep, event, reason in (
+        (gone, to_gone, "receiver answered 410 Gone"),
+        (down, to_down, "disabled through the API"),
+    ):
+        announced = await wait_until(
+            lambda: asyncio.sleep(0, operational(receiver, path + "/ops", verifier, ep["id"])),
+            lambda found: sorted(types(found)) == ["delivery.dead_lettered", "endpoint.disabled"],
+            60,
+        )
+        by_type = {e["type"]: e["data"] for e in announced}
+        assert by_type["endpoint.disabled"] == {"app_id": app_id, "endpoint_id": ep["id"], "reason": reason}
+        [delivery] = (await api.event(app_id, event["id"]))["deliveries"]
+        assert by_type["delivery.dead_lettered"] == {
+            "app_id": app_id, "endpoint_id": ep["id"], "event_id": event["id"], "delivery_id": delivery["id"],
+        }
