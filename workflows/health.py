@@ -7,7 +7,9 @@ deliveries to the endpoint hold like a pause (the delivery activity sees `failin
 deliveries; `auto_disable_after_s` of failing disables the endpoint and dead-letters them.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -18,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from hookline.activities.health import HealthActivities
     from hookline.core.messages import DeliverInput, EndpointHealthInput, HealthChange, ProbeTarget
     from hookline.workflows.policies import DELIVERY_TIMEOUT_SLACK, STORE_RETRY, SWEEP_TIMEOUT
+
+T = TypeVar("T")
 
 # A probe is one attempt: whatever it meets, the next one comes a period later.
 PROBE_RETRY = RetryPolicy(maximum_attempts=1)
@@ -41,7 +45,7 @@ class EndpointHealthWorkflow:
             if workflow.now() >= disable_at:
                 await self._step(HealthActivities.auto_disable, change)
                 return "disabled"
-            target: ProbeTarget = await self._step(HealthActivities.pick_probe, change)
+            target = await self._step(HealthActivities.pick_probe, change)
             if target.over:
                 return "over"
             if target.delivery_id is not None and await self._probe(input, target):
@@ -50,7 +54,7 @@ class EndpointHealthWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(input.model_copy(update={"failing_since": failing_since}))
 
-    async def _step(self, activity, change: HealthChange):  # type: ignore[no-untyped-def]
+    async def _step(self, activity: Callable[[Any, HealthChange], Awaitable[T]], change: HealthChange) -> T:
         # Regular activities: the transitions start sweeps and publish, which may wait for Temporal.
         return await workflow.execute_activity_method(
             activity, change, start_to_close_timeout=SWEEP_TIMEOUT, retry_policy=STORE_RETRY
@@ -71,5 +75,3 @@ class EndpointHealthWorkflow:
         except ActivityError:
             return False
         return True
-
-
