@@ -19,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from hookline.activities.delivery import DeliveryActivities
 from hookline.activities.http import ClientPool
 from hookline.activities.bookkeeping import BookkeepingActivities
+from hookline.activities.health import HealthActivities
 from hookline.activities.recovery import RecoveryActivities
 from hookline.activities.sweep import SweepActivities
 from hookline.core import telemetry
@@ -26,10 +27,13 @@ from hookline.core.config import Settings, get_settings
 from hookline.core.logs import configure_logging
 from hookline.core.metrics import WORKER_REGISTRY
 from hookline.core.temporal import connect_temporal
+from hookline.services.endpoint_health import HealthNotifier
 from hookline.services.recovery import ensure_recovery_schedule
 from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.schema import ensure_current
+from hookline.store.health import ensure_hookline_app
 from hookline.workflows.event import EventWorkflow
+from hookline.workflows.health import EndpointHealthWorkflow
 from hookline.workflows.recovery import DispatchRecoveryWorkflow
 from hookline.workflows.sweep import DeliverySweepWorkflow
 
@@ -87,12 +91,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings)
     await ensure_current(engine)  # `hookline migrate` changes the schema, never a worker
     sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        await ensure_hookline_app(session)
     proxy = settings.egress_proxy.get_secret_value() if settings.egress_proxy is not None else None
     http = ClientPool(public_only=not settings.allow_private_targets, proxy=proxy)
     client = await connect_temporal(
         settings, wait_s=120, interceptors=telemetry.temporal_interceptors(), runtime=runtime
     )
-    delivery = DeliveryActivities(sessions, http, settings)
+    delivery = DeliveryActivities(sessions, http, settings, HealthNotifier(client, sessions, settings))
+    health = HealthActivities(client, sessions, settings)
     records = BookkeepingActivities(sessions, settings)
     sweep = SweepActivities(client, sessions, settings)
     recovery = RecoveryActivities(client, sessions, settings)
@@ -100,7 +107,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         async with Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow],
+            workflows=[EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow, EndpointHealthWorkflow],
             workflow_runner=SandboxedWorkflowRunner(
                 # The tracing interceptor's spans cross the sandbox (core/telemetry.py).
                 restrictions=SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
@@ -113,6 +120,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 sweep.page_deliveries,
                 sweep.signal_page,
                 recovery.dispatch_stragglers,
+                health.turn_failing,
+                health.pick_probe,
+                health.recover,
+                health.auto_disable,
             ],
             max_concurrent_activities=settings.worker_max_concurrent_activities,
             max_concurrent_local_activities=settings.worker_max_concurrent_activities,

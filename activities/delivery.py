@@ -6,7 +6,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -25,13 +25,17 @@ from hookline.core.config import Settings
 from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
 from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY, VERSION_DELIVERIES
 from hookline.core.summaries import url_host
+from hookline.core.operational import ENDPOINT_DISABLED, FAILING, HEALTHY
 from hookline.core.signing import signature_header
 from hookline.core.statuses import UNSETTLED_STATUSES, AttemptErrorKind, DeliveryStatus, EndpointStatus
 from hookline.core.version import VERSION
 from hookline.core.versions import TransformFailed
-from hookline.store import hot_path
+from hookline.store import health, hot_path
 from hookline.store import versions as versions_store
 from hookline.store.hot_path import DeliveryRow, EndpointRow, EventRow
+
+if TYPE_CHECKING:
+    from hookline.services.endpoint_health import HealthNotifier
 
 USER_AGENT = f"Hookline/{VERSION}"
 
@@ -48,6 +52,8 @@ RETRY_LATER = AttemptErrorKind.RETRY_LATER
 # Over the endpoint's rate_limit: the workflow waits on a timer, then tries again in the slot this
 # try reserved, with no attempt spent (details: the seconds to wait, the RateSlot).
 RATE_LIMITED = AttemptErrorKind.RATE_LIMITED
+# A failing endpoint's probe did not get through (it spends no retry of the delivery).
+PROBE_FAILED = AttemptErrorKind.PROBE_FAILED
 
 # Waits up to this long stay with Temporal's activity retry (no history events, the slot kept);
 # longer ones become workflow timers that hold no slot.
@@ -98,10 +104,18 @@ def version_headers(outgoing: Outgoing) -> dict[str, str]:
 
 
 class DeliveryActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], http: ClientPool, settings: Settings):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        http: ClientPool,
+        settings: Settings,
+        notifier: "HealthNotifier | None" = None,
+    ):
         self._sessions = sessions
         self._http = http
         self._settings = settings
+        # Starts health watches and publishes operational events; None: neither (bench variants).
+        self._notifier = notifier
 
     @activity.defn
     async def deliver(self, input: DeliverInput) -> DeliverResult:
@@ -112,6 +126,8 @@ class DeliveryActivities:
             if delivery.status == DeliveryStatus.SUCCEEDED:  # an earlier try got through; do not send again
                 return DeliverResult(status_code=delivery.last_status_code or 200)
             if delivery.status == DeliveryStatus.DEAD_LETTERED:
+                # Announce again (once per key): the try that dead-lettered it may have failed to.
+                await self._announce_dead_letter(delivery, delivery.attempts)
                 raise ApplicationError(delivery.last_error or "dead-lettered", type=DEAD_LETTERED, non_retryable=True)
             if endpoint is None or event is None:
                 await self._close(session, delivery, "endpoint or event was deleted")
@@ -120,8 +136,15 @@ class DeliveryActivities:
                 raise ApplicationError("endpoint is paused", type=ENDPOINT_PAUSED, non_retryable=True)
             if endpoint.status == EndpointStatus.DISABLED:
                 await self._close(session, delivery, "endpoint is disabled")
+            if endpoint.health == FAILING and not input.probe:
+                # The breaker is open: hold like a pause, no attempt; the endpoint's watch probes and releases.
+                if delivery.status == "paused" and self._notifier is not None:
+                    # Held already: its hourly re-check. Make sure a watch runs (one lost to a
+                    # terminate by hand would otherwise hold it for good); a running one is kept.
+                    await self._notifier.watch(endpoint.id)
+                raise ApplicationError("endpoint is failing", type=ENDPOINT_PAUSED, non_retryable=True)
             now = datetime.now(timezone.utc)
-            if delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
+            if not input.probe and delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
                 # A run that took over this delivery mid-backoff: wait out the rest, burn no attempt.
                 raise retry_error(
                     "next attempt not due yet",
@@ -240,14 +263,33 @@ class DeliveryActivities:
                     asked = retry_after_seconds(response, started)
                     if asked is not None:
                         delay = min(asked, self._settings.retry_after_max_s)
+        # A failure the endpoint is to blame for, counted by the breaker: not a 410 (it disables
+        # the endpoint) nor a destination the guard refused (no connection was made).
+        failed = status != "succeeded" and status_code != 410 and blocked is None
+        if input.probe and failed:
+            # The attempt is recorded; the delivery stays held as it was, its retry budget untouched.
+            await hot_path.record_attempt(
+                session, delivery=delivery, attempt=attempt, status=delivery.status,
+                next_attempt_at=delivery.next_attempt_at, spends_budget=False,
+            )
+            DELIVERY_ATTEMPTS.labels("probe_failed").inc()
+            raise ApplicationError(attempt["error"], type=PROBE_FAILED, non_retryable=True)
         next_attempt_at = None if delay is None else datetime.now(timezone.utc) + timedelta(seconds=delay)
         current = await hot_path.record_attempt(
             session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
         self._report(delivery, endpoint, event, attempt, status if current else "superseded", blocked)
+        await self._count_for_breaker(session, endpoint, failed=failed, succeeded=status == "succeeded", probe=input.probe)
         if status_code == 410:
             await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
+            if self._notifier is not None:
+                await self._notifier.announce(
+                    type=ENDPOINT_DISABLED, app_id=endpoint.app_id,
+                    data={"endpoint_id": endpoint.id, "reason": "receiver answered 410 Gone"},
+                    # Deliveries that met the 410 together read the same endpoint row: one event.
+                    key=f"{endpoint.id}:{endpoint.updated_at.isoformat()}",
+                )
         if not current:
             # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
             raise ApplicationError(
@@ -256,6 +298,7 @@ class DeliveryActivities:
         if status_code is not None and status == DeliveryStatus.SUCCEEDED:
             return status_code
         if status == DeliveryStatus.DEAD_LETTERED:
+            await self._announce_dead_letter(delivery, delivery.attempts + 1)
             closed_at_once = status_code == 410 or blocked is not None
             reason = attempt["error"] if closed_at_once else f"attempts exhausted; last: {attempt['error']}"
             raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
@@ -279,7 +322,28 @@ class DeliveryActivities:
                 extra={"event_id": delivery.event_id, "endpoint_id": delivery.endpoint_id, "delivery_id": delivery.id,
                        "outcome": "dead_lettered", "reason": "endpoint_closed"},
             )
+            await self._announce_dead_letter(delivery, delivery.attempts)
         raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
+
+    async def _count_for_breaker(
+        self, session: AsyncSession, endpoint: EndpointRow, *, failed: bool, succeeded: bool, probe: bool
+    ) -> None:
+        """Failures in a row per endpoint: a write on each failure, on a success only to end a run."""
+        if succeeded and endpoint.consecutive_failures:
+            await health.count_success(session, endpoint_id=endpoint.id)
+        if not failed:
+            return
+        count = await health.count_failure(session, endpoint_id=endpoint.id)
+        if count >= self._settings.breaker_failures and endpoint.health == HEALTHY and not probe:
+            if self._notifier is not None:
+                await self._notifier.watch(endpoint.id)  # its first act opens the breaker, once
+
+    async def _announce_dead_letter(self, delivery: DeliveryRow, attempts: int) -> None:
+        if self._notifier is not None:
+            await self._notifier.announce_dead_letter(
+                app_id=delivery.app_id, endpoint_id=delivery.endpoint_id, event_id=delivery.event_id,
+                delivery_id=delivery.id, attempts=attempts,
+            )
 
     @staticmethod
     def _report(

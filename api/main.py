@@ -19,6 +19,7 @@ from hookline.core.temporal import connect_temporal
 from hookline.core.version import VERSION
 from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.schema import ensure_current
+from hookline.store.health import ensure_hookline_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await ensure_current(engine)  # `hookline migrate` changes the schema, never the API
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
+        async with app.state.sessions() as session:
+            await ensure_hookline_app(session)
         # Lazy: the API starts and answers while Temporal is away, and reconnects when it is back.
         app.state.temporal = await connect_temporal(settings, lazy=True, interceptors=telemetry.temporal_interceptors())
         try:

@@ -222,6 +222,9 @@ class EndpointOut(BaseModel):
     rate_limit: int | None = None
     created_at: datetime
     updated_at: datetime
+    # The circuit breaker: `failing` after HOOKLINE_BREAKER_FAILURES failed attempts in a row, until a probe succeeds.
+    health: Literal["healthy", "failing"] = "healthy"
+    failing_since: datetime | None = None
 
 
 class VersionNotice(BaseModel):

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     portal_access_ttl_s: int = Field(default=3600, ge=30, le=86400)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 
+    # Endpoint health (activities/health.py): consecutive failed attempts that turn an endpoint
+    # `failing`, how often a failing endpoint is probed, how long it may fail before it is disabled.
+    breaker_failures: int = Field(default=10, ge=1, le=1_000_000)
+    breaker_probe_s: float = Field(default=60.0, ge=1, le=86400)
+    auto_disable_after_s: float = Field(default=432_000.0, ge=1, le=365 * 86400)
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'hookline.db'}"

@@ -64,6 +64,9 @@ class DeliverInput(BaseModel):
     # Hand a far-off next attempt back to the workflow (RetryLater), which waits for it on a
     # timer; the event workflow always sets it.
     timer_waits: bool = False
+    # A failing endpoint's probe (workflows/health.py): it goes although the endpoint is failing,
+    # and a failure does not spend the delivery's retry budget.
+    probe: bool = False
     # The rate-limit slot an earlier try reserved and the workflow waited for.
     rate_slot: "RateSlot | None" = None
 
@@ -144,3 +147,28 @@ class SweepInput(BaseModel):
 DeliverInput.model_rebuild()
 EventWorkflowInput.model_rebuild()
 HandOver.model_rebuild()
+
+
+class EndpointHealthInput(BaseModel):
+    """An endpoint's health watch (workflows/health.py); settings travel in it, read where it starts."""
+
+    endpoint_id: str
+    probe_s: float = 60.0
+    auto_disable_after_s: float = 432_000.0
+    delivery_timeout_s: float = 15.0
+    # Set once the endpoint is failing, so a continued run goes on probing.
+    failing_since: datetime | None = None
+
+
+class HealthChange(BaseModel):
+    endpoint_id: str
+    failing_since: datetime | None = None
+
+
+class ProbeTarget(BaseModel):
+    """What the watch does next: probe `delivery_id` (None: nothing to probe now), or stop (`over`:
+    the endpoint is healthy again, disabled or deleted)."""
+
+    over: bool = False
+    delivery_id: str | None = None
+    retry: RetrySchedule | None = None

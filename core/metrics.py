@@ -8,7 +8,7 @@ families at zero.
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -18,6 +18,10 @@ EVENTS_PUBLISHED = Counter(
     "hookline_events_published_total", "Events accepted for delivery (new, not idempotent repeats)"
 )
 REPLAYS_REQUESTED = Counter("hookline_replays_requested_total", "Replay requests accepted", ["scope"])
+# Set from one grouped count of the store at each scrape (api/routes/health.py).
+ENDPOINTS_BY_HEALTH = Gauge(
+    "hookline_endpoints", "Endpoints by health; disabled ones apart", ["health"]  # healthy | failing | disabled
+)
 
 # Every status a delivery can be in: the label's values, each listed (at 0 too) once counted.
 DELIVERY_STATUSES = ("pending", "paused", "retrying", "succeeded", "dead_lettered")
@@ -56,7 +60,7 @@ GCCollector(registry=WORKER_REGISTRY)
 DELIVERY_ATTEMPTS = Counter(
     "hookline_delivery_attempts_total",
     "HTTP attempts of deliveries, by outcome",
-    ["outcome"],  # succeeded | retrying | dead_lettered
+    ["outcome"],  # succeeded | retrying | dead_lettered | probe_failed
     registry=WORKER_REGISTRY,
 )
 ATTEMPT_SECONDS = Histogram(
@@ -97,5 +101,11 @@ VERSION_DELIVERIES = Counter(
     "hookline_version_deliveries_total",
     "Deliveries of event types with versions that succeeded, by type and version",
     ["type", "version"],
+    registry=WORKER_REGISTRY,
+)
+BREAKER_TRANSITIONS = Counter(
+    "hookline_endpoint_health_transitions_total",
+    "Circuit-breaker transitions of endpoints, by the state entered",
+    ["to"],  # failing | healthy | disabled
     registry=WORKER_REGISTRY,
 )

@@ -39,4 +39,6 @@ class AttemptErrorKind(StrEnum):
     RETRY_LATER = "RetryLater"
     # Over the endpoint's rate_limit: wait on a timer, then try in the reserved slot (no attempt spent).
     RATE_LIMITED = "RateLimited"
+    # A failing endpoint's probe did not get through (it spends no retry of the delivery).
+    PROBE_FAILED = "ProbeFailed"
     ATTEMPT_FAILED = "AttemptFailed"  # retried by Temporal after the delay the attempt recorded

@@ -12,10 +12,11 @@ from hookline.core.config import Settings
 from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
 from hookline.core.statuses import OPEN_STATUSES, UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
+from hookline.core.operational import ENDPOINT_DISABLED
 from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
 from hookline.store import crud
 from hookline.store.tables import Delivery, Endpoint, Event
-from hookline.services import event_workflow_client
+from hookline.services import event_workflow_client, operational
 from hookline.workflows.sweep import DeliverySweepWorkflow
 
 log = logging.getLogger("hookline.operations")
@@ -78,7 +79,38 @@ async def disable_endpoint(
     )
     if was_open:
         await _close_open_deliveries(client, settings, endpoint.id)
+        try:
+            await operational.announce(
+                session=session, client=client, settings=settings, type=ENDPOINT_DISABLED, app_id=endpoint.app_id,
+                data={"endpoint_id": endpoint.id, "reason": "disabled through the API"},
+                key=f"{endpoint.id}:{endpoint.updated_at.isoformat()}",
+            )
+        except Exception:
+            # The disable stands; the announcement is what is lost, and the log says so.
+            log.warning("could not publish endpoint.disabled for endpoint %s", endpoint.id, exc_info=True)
     return endpoint
+
+
+async def release_held(client: Client, settings: Settings, endpoint_id: str) -> None:
+    """The endpoint is healthy again: what its breaker held goes now (a resume sweep, as after a pause)."""
+    await _sweep(
+        client,
+        settings,
+        operation="resume",
+        scope=endpoint_id,
+        page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
+    )
+
+
+async def close_deliveries(client: Client, settings: Settings, endpoint_id: str) -> None:
+    """Like a disable's close, but raising if Temporal cannot be reached, for a caller that retries."""
+    await _sweep(
+        client,
+        settings,
+        operation="close",
+        scope=endpoint_id,
+        page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
+    )
 
 
 async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint) -> None:
@@ -90,13 +122,7 @@ async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Se
 async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id: str) -> None:
     """Wake the endpoint's held and waiting deliveries: their next attempt reads the endpoint and closes them."""
     try:
-        await _sweep(
-            client,
-            settings,
-            operation="close",
-            scope=endpoint_id,
-            page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
-        )
+        await close_deliveries(client, settings, endpoint_id)
     except TemporalError:
         # The status is recorded: held deliveries re-check it within the hour, waiting ones at their next attempt.
         log.warning("could not wake the open deliveries of endpoint %s", endpoint_id, exc_info=True)

@@ -72,6 +72,8 @@ class EndpointRow(NamedTuple):
     created_at: datetime
     updated_at: datetime
     rate_limit: int | None
+    health: str
+    consecutive_failures: int
 
 
 class EventRow(NamedTuple):
@@ -456,6 +458,7 @@ async def record_attempt(
     attempt: dict[str, Any],
     status: DeliveryStatus,
     next_attempt_at: datetime | None,
+    spends_budget: bool = True,
 ) -> bool:
     """Log the attempt (`attempt`: the attempts row's values but its number) and move the
     delivery on; False when the delivery changed meanwhile.
@@ -479,7 +482,10 @@ async def record_attempt(
             update(deliveries)
             .where(deliveries.c.id == delivery.id, deliveries.c.updated_at == delivery.updated_at)
             .values(
-                **values, cycle_attempts=deliveries.c.cycle_attempts + 1, status=status, next_attempt_at=next_attempt_at
+                **values,
+                cycle_attempts=deliveries.c.cycle_attempts + int(spends_budget),  # a probe's does not
+                status=status,
+                next_attempt_at=next_attempt_at,
             )
             .returning(deliveries.c.attempts)
         ).first()

@@ -4,12 +4,12 @@ from sqlalchemy import func
 from sqlalchemy import select as core_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hookline.store.tables import Delivery
+from hookline.store.tables import Delivery, core_table
 
 
 async def deliveries_by_status(session: AsyncSession) -> dict[str, int]:
     """How many deliveries are in each status, over every application."""
-    deliveries = Delivery.__table__
+    deliveries = core_table(Delivery)
     stmt = core_select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
     rows = (await (await session.connection()).execute(stmt)).all()
     await session.commit()  # ends the read

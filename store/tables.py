@@ -148,6 +148,11 @@ class Endpoint(SQLModel, table=True):
     rate_next_at: float | None = None
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # The circuit breaker (activities/health.py): `healthy` or `failing`, since when, and the
+    # failed attempts in a row that count towards HOOKLINE_BREAKER_FAILURES.
+    health: str = "healthy"
+    failing_since: datetime | None = _ts(nullable=True)
+    consecutive_failures: int = 0
 
 
 class Event(SQLModel, table=True):

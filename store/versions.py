@@ -111,7 +111,7 @@ async def delete_versions(session: AsyncSession, *, name: str) -> None:
 # --- publishing ----------------------------------------------------------------------------------------
 
 def _publish_target(*, latest: bool) -> Any:
-    types, versions = EventType.__table__, EventTypeVersion.__table__
+    types, versions = core_table(EventType), core_table(EventTypeVersion)
     others = versions.alias("others")
     wanted = (
         core_select(func.max(others.c.version)).where(others.c.type_name == types.c.name).correlate(types).scalar_subquery()

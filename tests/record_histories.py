@@ -22,12 +22,14 @@ from temporalio.client import Client
 
 from hookline.core.config import Settings
 from hookline.core.temporal import connect_temporal
-from tests.harness import ApiClient, Receiver, Stack, TemporalServer, wait_for
+from tests.harness import ApiClient, Receiver, Stack, TemporalServer, wait_for, wait_until
 
 OUT = Path(__file__).parent / "histories"
 RETRY = {"max_attempts": 2, "initial_interval_s": 1, "backoff_coefficient": 1.0, "max_interval_s": 1}
 # A retry far enough off that the workflow waits for it on a timer.
 FAR_OFF_RETRY = {"max_attempts": 3, "initial_interval_s": 120, "backoff_coefficient": 1.0, "max_interval_s": 120}
+# Above what the paths before the breaker's own fail in a row, so only the breaker's endpoints trip it.
+BREAKER_FAILURES = 4
 
 
 async def record(stack: Stack, receiver: Receiver) -> None:
@@ -87,7 +89,24 @@ async def record(stack: Stack, receiver: Receiver) -> None:
     await save(client, "sweep_resume", await finished_run(client, "DeliverySweepWorkflow", f"sweep-resume-{paused['id']}-"))
     await save(client, "sweep_close", await finished_run(client, "DeliverySweepWorkflow", f"sweep-close-{closing['id']}-"))
     await save(client, "dispatch_recovery", await finished_run(client, "DispatchRecoveryWorkflow", ""))
+    await record_breaker(api, client, app_id, receiver)
     await api.aclose()
+
+
+async def record_breaker(api: ApiClient, client: Client, app_id: str, receiver: Receiver) -> None:
+    """An endpoint's health watch twice: failing, probed, recovered; failing until auto-disabled."""
+    for name, path in (("endpoint_health_recovered", "/breaker"), ("endpoint_health_disabled", "/quiet")):
+        endpoint = await api.create_endpoint(app_id, receiver.url(path), retry=RETRY, event_types=[f"{path[1:]}.*"])
+        receiver.set(path, 500)
+        for n in range(BREAKER_FAILURES):
+            await api.publish(app_id, f"{path[1:]}.one", {"n": n})
+        url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
+        await wait_until(lambda: api.http.get(url), lambda r: r.json()["health"] == "failing")
+        probed = len(receiver.at(path)) + 2
+        await wait_for(lambda: len(receiver.at(path)) >= probed)  # two probes failed
+        if name == "endpoint_health_recovered":
+            receiver.set(path, 200)
+        await save(client, name, await finished_run(client, "EndpointHealthWorkflow", f"endpoint-health-{endpoint['id']}"))
 
 
 async def finished_run(client: Client, workflow_type: str, id_prefix: str) -> str:
@@ -157,7 +176,13 @@ def main() -> None:
             temporal=temporal,
             database_url=f"sqlite:///{work / 'h.db'}",
             work_dir=work,
-            extra_env={"HOOKLINE_FANOUT_WINDOW": "2", "HOOKLINE_DISPATCH_RECOVERY_S": "2"},
+            extra_env={
+                "HOOKLINE_FANOUT_WINDOW": "2",
+                "HOOKLINE_DISPATCH_RECOVERY_S": "2",
+                "HOOKLINE_BREAKER_FAILURES": str(BREAKER_FAILURES),
+                "HOOKLINE_BREAKER_PROBE_S": "1",
+                "HOOKLINE_AUTO_DISABLE_AFTER_S": "8",
+            },
         ).start()
         try:
             asyncio.run(record(stack, receiver))

@@ -56,8 +56,10 @@ class PersistedTemporal(TemporalServer):
 @pytest.fixture(scope="module")
 def durable(make_stack: StackFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     temporal = PersistedTemporal(tmp_path_factory.mktemp("durability")).start()
+    # These tests keep LOAD deliveries retrying against a 503 across crashes; the circuit breaker
+    # would hold them after a few failures (tests/test_endpoint_health.py covers that), so it is off.
     try:
-        stack = make_stack("durability", temporal=temporal)
+        stack = make_stack("durability", temporal=temporal, HOOKLINE_BREAKER_FAILURES="1000000")
         yield stack
         stack.stop()  # before its Temporal server goes
     finally:
@@ -350,6 +352,8 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
 
     async def run() -> DevRun:
         runs.append(DevRun(data_dir, api_port, temporal_port, ui_port, tmp_path))
+        # The delivery fails about once a second until the restart; the circuit breaker would hold it.
+        runs[-1].env["HOOKLINE_BREAKER_FAILURES"] = "1000000"
         return await runs[-1].start()
 
     def outputs() -> str:

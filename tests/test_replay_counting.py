@@ -15,7 +15,8 @@ from hookline.core.temporal import connect_temporal
 from hookline.services import controls
 from hookline.services.errors import Conflict, TemporalUnavailable
 from hookline.store import crud
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import migrate
 from hookline.store.tables import Delivery, Endpoint, Event, utcnow
 
 
@@ -32,8 +33,9 @@ def keyring() -> Iterator[None]:
 
 @pytest.fixture
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'count.db'}", data_dir=tmp_path))
-    await create_schema(engine)
+    url = f"sqlite:///{tmp_path / 'count.db'}"
+    migrate(url)
+    engine = make_engine(Settings(database_url=url, data_dir=tmp_path))
     try:
         yield make_sessionmaker(engine)
     finally:

@@ -16,8 +16,12 @@ from hookline.core import crypto
 from hookline.core.config import Settings
 from hookline.core.statuses import DeliveryStatus, EndpointStatus
 from hookline.store import crud, hot_path
-from hookline.store.db import create_schema, dispose, make_engine, make_sessionmaker
+from hookline.store.db import dispose, make_engine, make_sessionmaker
+from hookline.store.schema import migrate
 from hookline.store.tables import Endpoint, utcnow
+
+# The PostgreSQL case starts the shared cluster.
+pytestmark = pytest.mark.stack
 
 
 def test_the_api_offers_exactly_the_stored_statuses() -> None:
@@ -39,8 +43,8 @@ async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         url = f"sqlite:///{tmp_path / 'rows.db'}"
     else:
         url = request.getfixturevalue("postgres").create_database()
+    migrate(url)
     engine = make_engine(Settings(database_url=url, data_dir=tmp_path))
-    await create_schema(engine)
     try:
         yield make_sessionmaker(engine)
     finally:

@@ -9,11 +9,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from hookline.workflows.event import EventWorkflow
+from hookline.workflows.health import EndpointHealthWorkflow
 from hookline.workflows.recovery import DispatchRecoveryWorkflow
 from hookline.workflows.sweep import DeliverySweepWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
-WORKFLOWS = [EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow]
+WORKFLOWS = [EventWorkflow, DeliverySweepWorkflow, DispatchRecoveryWorkflow, EndpointHealthWorkflow]
 
 
 def test_every_workflow_has_a_recorded_history() -> None:
@@ -43,7 +44,9 @@ def test_history_holds_no_secret_or_payload(path: Path) -> None:
     )
     assert "whsec_" not in decoded
     assert '"data"' not in decoded and "webhook-signature" not in decoded
-    if "DispatchRecoveryWorkflow" not in text:  # its one activity takes nothing and returns a count
+    if "EndpointHealthWorkflow" in text:  # an endpoint's watch knows its endpoint and its probes' deliveries
+        assert "ep_" in decoded and "dlv_" in decoded
+    elif "DispatchRecoveryWorkflow" not in text:  # its one activity takes nothing and returns a count
         assert "evt_" in decoded  # ids are there
 
 

@@ -13,6 +13,7 @@ from hookline.api.schemas import (
 from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.ids import new_id
+from hookline.core.operational import HEALTHY
 from hookline.core.retry import effective_schedule
 from hookline.core.signing import generate_secret
 from hookline.core.destinations import host_refusal
@@ -24,12 +25,15 @@ from hookline.store.tables import Endpoint, utcnow
 
 router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
 
+RESET_HEALTH = {"health": HEALTHY, "failing_since": None, "consecutive_failures": 0}
+
 
 def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
     return EndpointOut(
         id=row.id, app_id=row.app_id, url=row.url, description=row.description, event_types=row.event_types,
         status=row.status, disabled_reason=row.disabled_reason, retry=effective_schedule(row.retry, settings),
         header_names=list(row.headers or {}), rate_limit=row.rate_limit, created_at=row.created_at, updated_at=row.updated_at,
+        health=row.health, failing_since=row.failing_since,
     )
 
 
@@ -147,7 +151,10 @@ async def update_endpoint(
             session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
         )
     elif new_status is not None:
-        endpoint = await crud.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None})
+        # Re-enabled: a fresh start for the breaker too. (A failing endpoint that is merely active
+        # stays failing: its watch's probe is what releases the deliveries it holds.)
+        reset = RESET_HEALTH if endpoint.status == "disabled" else {}
+        endpoint = await crud.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None, **reset})
     else:
         endpoint = await crud.save(session, endpoint, changes)
     return endpoint_out(endpoint, settings)

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from hookline.core.metrics import DELIVERIES_BY_STATUS
-from hookline.store import stats
+from hookline.core.metrics import DELIVERIES_BY_STATUS, ENDPOINTS_BY_HEALTH
+from hookline.store import health, stats
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ async def healthz() -> dict:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics of this API process, and the store's deliveries by status."""
+    """Prometheus metrics of this API process, and the store's deliveries by status and endpoints by health."""
     await _recount(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -38,7 +38,9 @@ async def _recount(request: Request) -> None:
         try:
             async with request.app.state.sessions() as session:
                 DELIVERIES_BY_STATUS.counts = await stats.deliveries_by_status(session)
+                for label, count in (await health.count_by_health(session)).items():
+                    ENDPOINTS_BY_HEALTH.labels(label).set(count)
         except SQLAlchemyError:
             # The process's own metrics still answer; the gauge keeps its last count.
-            log.warning("could not count deliveries for /metrics", exc_info=True)
+            log.warning("could not count deliveries and endpoints for /metrics", exc_info=True)
         DELIVERIES_BY_STATUS.counted_at = loop.time()
