@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.core.event_types import subscribed
 from hookline.core.operational import FAILING, HEALTHY, HOOKLINE_APP_ID, HOOKLINE_APP_NAME
 from hookline.store import db
-from hookline.store.hot_path import OPEN_STATUSES, first_row
+from hookline.core.statuses import OPEN_STATUSES
+from hookline.store.hot_path import first_row
 from hookline.store.tables import Application, Delivery, Endpoint, core_table, utcnow
 
 _endpoints = core_table(Endpoint)

@@ -99,7 +99,7 @@ class FanOutEvent(NamedTuple):
     type: str
     workflow_id: str
     dispatched: bool
-    target_endpoint_id: str | None  # a test event's one endpoint (event_targets); None: every subscriber
+    target_endpoint_id: str | None = None  # a test event's one endpoint (event_targets); None: every subscriber
 
 
 class FanOutEndpoint(NamedTuple):
