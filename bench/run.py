@@ -5,7 +5,8 @@
 Starts, on free 127.0.0.1 ports and in a temporary directory, the stack exactly as
 `hookline dev` runs it (the Temporal dev server from `cli.dev_server_command` on a SQLite file
 with the WAL pragmas, its worker processes `python -m hookline.cli worker`, an API `python -m hookline.cli api`,
-SQLite for Hookline's store), a fast receiver (bench/receiver.py) and a bare Temporal worker
+SQLite for Hookline's store, or with --database postgres a throwaway PostgreSQL cluster from
+the machine's server binaries, bench/pg.py), a fast receiver (bench/receiver.py) and a bare Temporal worker
 with no-op activities on a task queue of its own (bench/ceiling.py). Then, in order:
 
   L   low load: events published one at a time to one endpoint, each waited for (latency)
@@ -45,7 +46,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -95,6 +96,10 @@ class Children:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.all: list[Child] = []
+        # Process trees that are not children (PostgreSQL's postmaster): name → root PID, sampled
+        # as one (RSS and CPU summed over the root and its direct children).
+        self.groups: dict[str, int] = {}
+        self.cleanups: list[Callable[[], None]] = []  # run after the processes are stopped
 
     def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Child:
         log = self.log_dir / f"{name}.log"
@@ -129,6 +134,11 @@ class Children:
                 except ProcessLookupError:
                     pass
                 child.proc.wait()
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as exc:  # noqa: BLE001 - the others must run still
+                print(f"clean-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def machine_busy_s() -> float:
@@ -150,12 +160,32 @@ def proc_sample(pid: int) -> tuple[int, float] | None:
     return rss, cpu
 
 
+def group_sample(root: int) -> tuple[int, float] | None:
+    """proc_sample summed over `root` and its direct children (a postmaster and its backends).
+    The RSS sum counts shared memory (shared_buffers) once per process: an upper bound."""
+    total = proc_sample(root)
+    if total is None:
+        return None
+    rss, cpu = total
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == root:
+            got = proc_sample(int(stat.parent.name))
+            if got:
+                rss, cpu = rss + got[0], cpu + got[1]
+    return rss, cpu
+
+
 class Sampler:
     """Peak VmRSS and CPU time of the started processes (and this driver) over one scenario."""
 
     def __init__(self, children: Children, every: float = 0.1) -> None:
         self.pids = {c.name: c.pid for c in children.all}
         self.pids["driver"] = os.getpid()
+        self.groups = dict(children.groups)
         self.every = every
         self.peak: dict[str, int] = {}
         self.cpu0: dict[str, float] = {}
@@ -167,8 +197,8 @@ class Sampler:
     def _sample(self, cpu_into: dict[str, float] | None = None) -> None:
         if cpu_into is not None:
             cpu_into["(machine)"] = machine_busy_s()
-        for name, pid in self.pids.items():
-            got = proc_sample(pid)
+        for name, pid in [*self.pids.items(), *self.groups.items()]:
+            got = group_sample(pid) if name in self.groups else proc_sample(pid)
             if got is None:
                 continue
             self.peak[name] = max(self.peak.get(name, 0), got[0])
@@ -219,6 +249,25 @@ class Sampler:
             } if deliveries else {},
             "window_s": round(span, 2),
         }
+
+
+def stack_options(args: argparse.Namespace, **extra: Any) -> argparse.Namespace:
+    """What Bench.start_stack reads, for the scripts that start the stack without the ceiling
+    (bench/fanout.py, bench/soak.py): `args` gives workers, database, worker_env."""
+    return argparse.Namespace(
+        fairness=True, workers=args.workers, worker_variant=None, worker_env=args.worker_env,
+        ceiling_workers=0, ceiling_sandbox="on", bytecode_cache=False, database=args.database,
+        scenario_timeout=60, low_load_gap=0.05, **extra,
+    )
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=DEV_WORKERS,
+                        help=f"Hookline worker processes [{DEV_WORKERS}, as `hookline dev`]")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="Hookline's store: SQLite, or a throwaway PostgreSQL cluster (bench/pg.py) [sqlite]")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment of the Hookline workers")
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -352,7 +401,10 @@ class Bench:
             # measure the limiter, not delivery. Authentication and every other check still run.
             "HOOKLINE_API_RATE_LIMIT_PER_S": "0",
             "HOOKLINE_ENCRYPTION_KEY": generate_key(),
+            **getattr(a, "stack_env", {}),  # bench/fanout.py: settings of the API and the workers
         }
+        if getattr(a, "database", "sqlite") == "postgres":
+            env["HOOKLINE_DATABASE_URL"] = self.start_postgres()
         subprocess.run([sys.executable, "-m", "hookline.cli", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
         api = self.children.start("api", [sys.executable, "-m", "hookline.cli", "api", "--port", str(self.api_port)], env)
         wait_for_port(self.api_port, 60, api.proc)
@@ -372,6 +424,17 @@ class Bench:
                  "--task-queue", self.ceiling_queue, "--arrivals", str(self.ceiling_file), "--sandbox", a.ceiling_sandbox],
                 self.python_env(),
             )
+
+    def start_postgres(self) -> str:
+        """A throwaway cluster for Hookline's store (Temporal keeps its SQLite file), stopped by
+        Children.stop_all after the processes that use it."""
+        from pg import PostgresCluster
+
+        cluster = PostgresCluster()
+        self.children.cleanups.append(cluster.stop)
+        cluster.start()
+        self.children.groups["postgres"] = cluster.postmaster_pid()
+        return cluster.create_database()
 
     async def setup(self) -> None:
         from temporalio.client import Client
@@ -667,6 +730,9 @@ def main() -> int:
                         help="extra environment of the Hookline worker, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")
     parser.add_argument("--workers", type=int, default=DEV_WORKERS,
                         help=f"Hookline worker processes [{DEV_WORKERS}, as `hookline dev`]")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
+                        help="Hookline's store: a SQLite file, or a throwaway PostgreSQL cluster started from the "
+                        "machine's server binaries (initdb, pg_ctl) and removed at the end [sqlite]")
     parser.add_argument("--ceiling-workers", type=int, default=1, help="bare ceiling worker processes [1]")
     parser.add_argument("--bytecode-cache", action="store_true",
                         help="give the children a .pyc cache in the temp dir even if PYTHONDONTWRITEBYTECODE is set")
@@ -691,7 +757,7 @@ def main() -> int:
     results: dict[str, Any] = {}
     try:
         print(f"hookline bench: {args.events} events, {args.concurrency} in flight, "
-              f"{args.latency_events} low-load events; {os.cpu_count()} CPUs, load {load_before[0]:.2f}", flush=True)
+              f"{args.latency_events} low-load events; store {args.database}; {os.cpu_count()} CPUs, load {load_before[0]:.2f}", flush=True)
         results = asyncio.run(asyncio.wait_for(bench(args, tmp, children), args.max_seconds))
     except KeyboardInterrupt:
         print("\ninterrupted; stopping everything", file=sys.stderr)
