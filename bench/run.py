@@ -160,23 +160,32 @@ def proc_sample(pid: int) -> tuple[int, float] | None:
     return rss, cpu
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+
 def group_sample(root: int) -> tuple[int, float] | None:
-    """proc_sample summed over `root` and its direct children (a postmaster and its backends).
-    The RSS sum counts shared memory (shared_buffers) once per process: an upper bound."""
+    """Like proc_sample, summed over `root` and its direct children (a postmaster and its
+    backends), with PSS for memory: VmRSS would count shared_buffers once per backend."""
     total = proc_sample(root)
     if total is None:
         return None
-    rss, cpu = total
+    mem, cpu = pss_kib(root), total[1]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
         if int(text[text.rindex(")") + 2:].split()[1]) == root:
-            got = proc_sample(int(stat.parent.name))
+            got = proc_sample(pid := int(stat.parent.name))
             if got:
-                rss, cpu = rss + got[0], cpu + got[1]
-    return rss, cpu
+                mem, cpu = mem + pss_kib(pid), cpu + got[1]
+    return mem, cpu
 
 
 class Sampler:
