@@ -189,7 +189,7 @@ def print_result(f: dict[str, Any], tolerance: float) -> None:
         print(f"  {name:<9} {state:<9} {x['first_mb']} → {x['last_mb']} MB ({x['growth_percent']:+} %;"
               f" min {x['min_mb']}, max {x['max_mb']}; slope {x['slope_mb_per_min']} MB/min)")
     grew = [name for name, x in v.items() if not x["flat"]]
-    print(f"  verdict: " + (f"flat within ±{tolerance:.0%} after the warm-up" if not grew
+    print("  verdict: " + (f"flat within ±{tolerance:.0%} after the warm-up" if not grew
                             else "outside ±{:.0%}: {}".format(tolerance, ", ".join(grew))))
 
 
