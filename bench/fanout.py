@@ -204,15 +204,21 @@ def main() -> int:
     parser.add_argument("--wait-seconds", type=float, default=600, help="stop waiting for arrivals after this, s [600]")
     parser.add_argument("--max-seconds", type=float, default=900, help="abort the whole run after this, s [900]")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/fanout-<time>.json")
+    parser.add_argument("--env", action="append", default=[], metavar="HOOKLINE_X=VALUE",
+                        help="a setting of the API and the workers, e.g. HOOKLINE_FANOUT_WINDOW=20")
     add_stack_arguments(parser)
     args = parser.parse_args()
     if args.endpoints < 1 or args.create_concurrency < 1:
         parser.error("--endpoints and --create-concurrency must be ≥ 1")
+    if any(not kv.startswith("HOOKLINE_") or "=" not in kv for kv in args.env):
+        parser.error("--env takes HOOKLINE_NAME=VALUE")
 
     tmp = Path(tempfile.mkdtemp(prefix="hookline-fanout-"))
     children = Children(tmp)
     # Past the default limit (10,000), the API must allow it.
-    options = stack_options(args, stack_env={"HOOKLINE_MAX_ENDPOINTS_PER_APP": str(max(args.endpoints, 10_000))})
+    options = stack_options(args, stack_env={
+        "HOOKLINE_MAX_ENDPOINTS_PER_APP": str(max(args.endpoints, 10_000)), **dict(kv.split("=", 1) for kv in args.env)
+    })
 
     def on_term(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

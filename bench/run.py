@@ -267,6 +267,7 @@ def stack_options(args: argparse.Namespace, **extra: Any) -> argparse.Namespace:
     return argparse.Namespace(
         fairness=True, workers=args.workers, worker_variant=None, worker_env=args.worker_env,
         ceiling_workers=0, ceiling_sandbox="on", bytecode_cache=False, database=args.database,
+        temporal_config=args.temporal_config,
         scenario_timeout=60, low_load_gap=0.05, **extra,
     )
 
@@ -278,6 +279,9 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Hookline's store: SQLite, or a throwaway PostgreSQL cluster (bench/pg.py) [sqlite]")
     parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment of the Hookline workers")
+    parser.add_argument("--temporal-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra dynamic config of the Temporal dev server, e.g. "
+                        "limit.historyCount.suggestContinueAsNew=100 to see continue-as-new in a small run")
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -390,7 +394,7 @@ class Bench:
             dev_server_command(
                 port=self.temporal_port, ui_port=None, db_file=self.tmp / "temporal.db",
                 fairness=getattr(a, "fairness", True),  # bench/fairness.py measures without it too
-            ),
+            ) + [arg for kv in getattr(a, "temporal_config", []) for arg in ("--dynamic-config-value", kv)],
         )
         receiver = self.children.start(
             "receiver", [sys.executable, str(BENCH / "receiver.py"), "--port", str(self.receiver_port)], self.python_env()
