@@ -207,9 +207,9 @@ def sample_names(exposition: str) -> set[str]:
 def sample(exposition: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in exposition.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
+        named = line.startswith(name + "{") or line.startswith(name + " ")
+        if named and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
     return total
 
 
