@@ -1,4 +1,5 @@
-"""`hookline dev | api | worker | migrate | listen | setup-temporal | rekey | generate-key`: run the stack, or one part of it."""
+"""`hookline dev | api | worker | migrate | listen | setup-temporal | rekey | generate-key`: run the stack,
+or one part of it."""
 
 import asyncio
 import os
@@ -134,11 +135,12 @@ def _require_current_schema(settings: Settings, process: str) -> None:
         check(settings.effective_database_url)
     except SchemaNotCurrent as exc:
         typer.echo(f"the {process} refuses to start: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except OperationalError as exc:
         # The exception's text may hold the URL, and the URL a password: name the failure only.
-        typer.echo(f"the {process} could not reach the database (HOOKLINE_DATABASE_URL): {type(exc.orig).__name__}", err=True)
-        raise typer.Exit(1)
+        reason = type(exc.orig).__name__
+        typer.echo(f"the {process} could not reach the database (HOOKLINE_DATABASE_URL): {reason}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _migrate(settings: Settings) -> None:
@@ -150,7 +152,8 @@ def _migrate(settings: Settings) -> None:
     if before == after:
         typer.echo(f"the database schema is current (revision {after}); nothing to do")
     else:
-        typer.echo(f"the database schema was migrated from {before or 'nothing (or a schema from before migrations)'} to revision {after}")
+        start = before or "nothing (or a schema from before migrations)"
+        typer.echo(f"the database schema was migrated from {start} to revision {after}")
 
 
 def _die_with_parent() -> None:
@@ -326,7 +329,10 @@ def listen(
     event_types: Annotated[
         list[str] | None, typer.Option("--event-type", help="Subscribe to this type or pattern only (repeatable)")
     ] = None,
-    api: Annotated[str | None, typer.Option(help="API URL (default: http://HOOKLINE_HOST:HOOKLINE_PORT, as `hookline dev` prints it)")] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(help="API URL (default: http://HOOKLINE_HOST:HOOKLINE_PORT, as `hookline dev` prints it)"),
+    ] = None,
     token: Annotated[
         str | None, typer.Option(help="API token [HOOKLINE_ADMIN_TOKEN, or DATA_DIR/admin-token from `hookline dev`]")
     ] = None,
@@ -340,7 +346,9 @@ def listen(
     if not token and token_file.exists():
         token = token_file.read_text().strip()
     if not token:
-        typer.echo("no API token: pass --token, set HOOKLINE_ADMIN_TOKEN, or run from where `hookline dev` runs", err=True)
+        typer.echo(
+            "no API token: pass --token, set HOOKLINE_ADMIN_TOKEN, or run from where `hookline dev` runs", err=True
+        )
         raise typer.Exit(2)
     if not 0 <= port <= 65535:
         raise typer.BadParameter("port must be between 0 and 65535")
@@ -353,12 +361,12 @@ def listen(
         )
     except OSError as exc:
         typer.echo(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     try:
         listener.run()
     except ListenError as exc:
         typer.echo(f"hookline listen: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 @app.command("generate-key")

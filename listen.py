@@ -71,7 +71,10 @@ class Listener:
         if created.status_code != 201:
             hint = ""
             if created.status_code == 422:
-                hint = " (the API must run with HOOKLINE_ENV=development and HOOKLINE_ALLOW_PRIVATE_TARGETS=true, as `hookline dev` does)"
+                hint = (
+                    " (the API must run with HOOKLINE_ENV=development and HOOKLINE_ALLOW_PRIVATE_TARGETS=true,"
+                    " as `hookline dev` does)"
+                )
             elif created.status_code == 401:
                 hint = " (pass --token, or set HOOKLINE_ADMIN_TOKEN)"
             raise ListenError(f"the API refused the temporary endpoint: {_detail(created)}{hint}")
@@ -90,7 +93,9 @@ class Listener:
         try:
             gone = self.api.delete(f"/v1/apps/{self.app_id}/endpoints/{endpoint_id}")
             ok = gone.status_code in (204, 404)
-            self._say(f"removed endpoint {endpoint_id}" if ok else f"could not remove endpoint {endpoint_id}: {_detail(gone)}")
+            self._say(
+                f"removed endpoint {endpoint_id}" if ok else f"could not remove endpoint {endpoint_id}: {_detail(gone)}"
+            )
         except httpx.HTTPError as exc:
             self._say(f"could not remove endpoint {endpoint_id} ({type(exc).__name__}); delete it by hand")
 
@@ -163,7 +168,8 @@ class Listener:
             self.subscribe()
             relay = f", relaying to {self.forward_to}" if self.forward_to else ""
             self._say(
-                f"Listening on {self.url} as endpoint {self.endpoint_id} of {self.app_id}{relay}. Ctrl-C stops and removes it."
+                f"Listening on {self.url} as endpoint {self.endpoint_id} of {self.app_id}{relay}."
+                " Ctrl-C stops and removes it."
             )
             # What the developer's own server needs to verify what is relayed to it; the endpoint
             # lives only as long as this command.

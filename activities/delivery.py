@@ -144,11 +144,12 @@ class DeliveryActivities:
                     await self._notifier.watch(endpoint.id)
                 raise ApplicationError("endpoint is failing", type=ENDPOINT_PAUSED, non_retryable=True)
             now = datetime.now(timezone.utc)
-            if not input.probe and delivery.next_attempt_at is not None and delivery.next_attempt_at - now > DUE_TOLERANCE:
+            due = delivery.next_attempt_at
+            if not input.probe and due is not None and due - now > DUE_TOLERANCE:
                 # A run that took over this delivery mid-backoff: wait out the rest, burn no attempt.
                 raise retry_error(
                     "next attempt not due yet",
-                    delivery.next_attempt_at - now,
+                    due - now,
                     retryable_type=NOT_YET_DUE,
                     timer_waits=input.timer_waits,
                 )
@@ -161,7 +162,7 @@ class DeliveryActivities:
             # End the read transaction: no connection is held while the receiver takes its time.
             await session.commit()
             if endpoint.rate_limit is not None:
-                await self._take_rate_slot(session, endpoint, input)
+                await self._take_rate_slot(session, endpoint, endpoint.rate_limit, input)
             status_code = await self._attempt(session, delivery, endpoint, event, input, outgoing)
             if outgoing.version is not None:
                 await versions_store.record_delivered(
@@ -170,17 +171,18 @@ class DeliveryActivities:
                 VERSION_DELIVERIES.labels(event.type, versions_core.label(outgoing.version)).inc()
             return DeliverResult(status_code=status_code)
 
-    async def _take_rate_slot(self, session: AsyncSession, endpoint: EndpointRow, input: DeliverInput) -> None:
-        """Return at the delivery's send slot in the endpoint's rate limit, or hand a longer wait to
-        the workflow (RateLimited) with the slot reserved, which its next try sends in."""
-        rate = endpoint.rate_limit
+    async def _take_rate_slot(
+        self, session: AsyncSession, endpoint: EndpointRow, rate: int, input: DeliverInput
+    ) -> None:
+        """Return at the delivery's send slot in the endpoint's rate limit (`rate`), or hand a longer
+        wait to the workflow (RateLimited) with the slot reserved, which its next try sends in."""
         lead = min(RATE_LEAD_MAX_S, RATE_LEAD_SLOTS / rate)
         slot = input.rate_slot
         # A reserved slot sends one attempt: a Temporal retry of this activity is another send.
         if slot is None or activity.info().attempt > 1:
-            slot = RateSlot(at=await self._reserve(session, endpoint))
+            slot = RateSlot(at=await self._reserve(session, endpoint, rate))
         elif time.time() - slot.at > RATE_SLOT_MISSED_S and not slot.renewed:
-            slot = RateSlot(at=await self._reserve(session, endpoint), renewed=True)
+            slot = RateSlot(at=await self._reserve(session, endpoint, rate), renewed=True)
         wait_s = slot.at - time.time()
         if wait_s > lead:
             raise ApplicationError(
@@ -189,9 +191,9 @@ class DeliveryActivities:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
 
-    async def _reserve(self, session: AsyncSession, endpoint: EndpointRow) -> float:
+    async def _reserve(self, session: AsyncSession, endpoint: EndpointRow, rate: int) -> float:
         return await hot_path.reserve_rate_slot(
-            session, endpoint_id=endpoint.id, rate_limit=endpoint.rate_limit, now=time.time()
+            session, endpoint_id=endpoint.id, rate_limit=rate, now=time.time()
         )
 
     async def _attempt(
@@ -269,7 +271,7 @@ class DeliveryActivities:
         if input.probe and failed:
             # The attempt is recorded; the delivery stays held as it was, its retry budget untouched.
             await hot_path.record_attempt(
-                session, delivery=delivery, attempt=attempt, status=delivery.status,
+                session, delivery=delivery, attempt=attempt, status=DeliveryStatus(delivery.status),
                 next_attempt_at=delivery.next_attempt_at, spends_budget=False,
             )
             DELIVERY_ATTEMPTS.labels("probe_failed").inc()
@@ -280,7 +282,8 @@ class DeliveryActivities:
         )
         DELIVERY_ATTEMPTS.labels(status).inc()
         self._report(delivery, endpoint, event, attempt, status if current else "superseded", blocked)
-        await self._count_for_breaker(session, endpoint, failed=failed, succeeded=status == "succeeded", probe=input.probe)
+        succeeded = status == DeliveryStatus.SUCCEEDED
+        await self._count_for_breaker(session, endpoint, failed=failed, succeeded=succeeded, probe=input.probe)
         if status_code == 410:
             await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
             if self._notifier is not None:
@@ -334,9 +337,9 @@ class DeliveryActivities:
         if not failed:
             return
         count = await health.count_failure(session, endpoint_id=endpoint.id)
-        if count >= self._settings.breaker_failures and endpoint.health == HEALTHY and not probe:
-            if self._notifier is not None:
-                await self._notifier.watch(endpoint.id)  # its first act opens the breaker, once
+        tripped = count >= self._settings.breaker_failures and endpoint.health == HEALTHY and not probe
+        if tripped and self._notifier is not None:
+            await self._notifier.watch(endpoint.id)  # its first act opens the breaker, once
 
     async def _announce_dead_letter(self, delivery: DeliveryRow, attempts: int) -> None:
         if self._notifier is not None:
@@ -358,7 +361,9 @@ class DeliveryActivities:
             reason = "blocked" if blocked is not None else "gone" if status_code == 410 else "exhausted"
             DEAD_LETTERS.labels(reason).inc()
         number = delivery.attempts + 1  # as the store numbers it, unless another attempt raced this one
-        result = str(status_code) if status_code is not None else "blocked" if blocked else _error_kind(attempt["error"])
+        result = (
+            str(status_code) if status_code is not None else "blocked" if blocked else _error_kind(attempt["error"])
+        )
         ids = {"event_id": event.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id}
         telemetry.annotate(**ids, attempt=number, outcome=outcome, status_code=status_code, host=url_host(endpoint.url))
         log.info(

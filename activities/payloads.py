@@ -11,15 +11,14 @@ that version's schema. Runs in the delivery activity: workflow histories see ids
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core import versions as versions_core
 from hookline.core.versions import TransformFailed
 from hookline.store import versions as versions_store
 from hookline.store.hot_path import EndpointRow, EventRow
+from hookline.store.versions import VersionRow
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ async def outgoing(session: AsyncSession, *, event: EventRow, endpoint: Endpoint
     return Outgoing(data=data, version=target, deprecated=row.deprecated, sunset_at=row.sunset_at)
 
 
-def _derive(target: int, rows: dict[int, Row[Any]], at_hand: dict[int, dict], max_bytes: int) -> dict:
+def _derive(target: int, rows: dict[int, VersionRow], at_hand: dict[int, dict], max_bytes: int) -> dict:
     """The target's data through its declared transformations, depth first; CPU only."""
     label = versions_core.label(target)
 
@@ -66,7 +65,9 @@ def _derive(target: int, rows: dict[int, Row[Any]], at_hand: dict[int, dict], ma
         if number in at_hand:
             return at_hand[number]
         row = rows.get(number)
-        for source, expression in ((row.transforms or {}) if row is not None else {}).items():
+        if row is None:  # a version with no row declares no transformation
+            return None
+        for source, expression in (row.transforms or {}).items():
             source_number = versions_core.number(source)
             if source_number in seen:
                 continue
@@ -81,5 +82,7 @@ def _derive(target: int, rows: dict[int, Row[Any]], at_hand: dict[int, dict], ma
 
     data = derive(target, frozenset())
     if data is None:
-        raise TransformFailed(f"no data for {label}: not supplied, and no transformation declared from a version at hand")
+        raise TransformFailed(
+            f"no data for {label}: not supplied, and no transformation declared from a version at hand"
+        )
     return data

@@ -254,7 +254,9 @@ class SecretRotate(Input):
 class EventCreate(Input):
     type: EventTypeName
     data: JsonObject
-    version: VersionLabel | None = Field(default=None, description="The version `data` is at; default the type's latest")
+    version: VersionLabel | None = Field(
+        default=None, description="The version `data` is at; default the type's latest"
+    )
     versions: Annotated[dict[VersionLabel, JsonObject], Field(max_length=20)] | None = Field(
         default=None, description="Other versions' data, for endpoints pinned to them (dual publish)"
     )

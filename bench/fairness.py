@@ -149,7 +149,7 @@ def print_mode(mode: str, r: dict[str, Any]) -> None:
           f" ({r['x_deliveries_per_s']} deliveries/s)")
     print(f"  Y publish → receiver  p50 {e['p50']} ms  p99 {e['p99']} ms  max {e['max']} ms"
           f"  ({r['y_arrived']}/{r['y_events']} events; publish POST p50 {p['p50']} ms, p99 {p['p99']} ms)")
-    print(f"  CPU % (mean)   " + "  ".join(f"{k} {v}" for k, v in r["cpu_percent"].items())
+    print("  CPU % (mean)   " + "  ".join(f"{k} {v}" for k, v in r["cpu_percent"].items())
           + f"  | everything else on the machine {r['others_cpu_percent']}")
     if r["y_missing"]:
         w = r["y_missing_waited_s"]

@@ -41,7 +41,9 @@ def _exporter(env: Mapping[str, str]) -> Any:
         return ConsoleSpanExporter()
     if kind != "otlp":
         raise ValueError(f"OTEL_TRACES_EXPORTER={kind!r} is not supported (otlp, console or none)")
-    protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or HTTP_PROTOBUF).strip()
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or HTTP_PROTOBUF
+    ).strip()
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -81,7 +83,8 @@ def setup_tracing(service_name: str, env: Mapping[str, str] = os.environ) -> boo
 
 
 def temporal_interceptors() -> list[Any]:
-    """The Temporal client's interceptors: the tracing one when tracing is on (workers built on the client use it too)."""
+    """The Temporal client's interceptors: the tracing one when tracing is on (workers built on the
+    client use it too)."""
     if not ENABLED:
         return []
     from temporalio.contrib.opentelemetry import TracingInterceptor

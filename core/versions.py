@@ -92,7 +92,11 @@ def transform(expression: str, data: dict, *, schema: dict | None, target: str, 
             raise TransformFailed(f"the schema of {target} cannot be used: {exc}") from None
         if not validator.is_valid(result):
             first = next(iter(validator.iter_errors(result)), None)
-            why = f"{_where(first.instance_path)} breaks '{'/'.join(map(str, first.schema_path))}'" if first else "invalid"
+            why = (
+                f"{_where(first.instance_path)} breaks '{'/'.join(map(str, first.schema_path))}'"
+                if first
+                else "invalid"
+            )
             raise TransformFailed(f"transformation to {target} does not match its schema: {why[:MAX_SHOWN]}")
     return result
 

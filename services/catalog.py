@@ -53,7 +53,8 @@ def _message(event_type: EventType, version: EventTypeVersion) -> dict[str, Any]
     if version.description:
         message["summary"] = version.description
     if version.example is not None:
-        message["examples"] = [{"name": "example", "payload": {"type": event_type.name, "version": label, "data": version.example}}]
+        payload = {"type": event_type.name, "version": label, "data": version.example}
+        message["examples"] = [{"name": "example", "payload": payload}]
     if version.deprecated:
         message["x-deprecated"] = True
         if version.sunset_at is not None:

@@ -55,7 +55,8 @@ class HealthNotifier:
     async def announce(self, *, type: str, app_id: str, data: dict, key: str) -> None:
         async with self._sessions() as session:
             await operational.announce(
-                session=session, client=self._client, settings=self._settings, type=type, app_id=app_id, data=data, key=key
+                session=session, client=self._client, settings=self._settings, type=type, app_id=app_id, data=data,
+                key=key,
             )
 
     async def announce_dead_letter(

@@ -242,7 +242,7 @@ async def undispatched_events(
 
 async def forget_event(session: AsyncSession, *, event: Event) -> None:
     """Undo a publish whose workflow could not be started, so the request changes nothing."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         delete(Event).where(col(Event.id) == event.id, col(Event.dispatched).is_(False))
     )
     if result.rowcount:

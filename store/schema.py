@@ -85,7 +85,10 @@ def _advice(state: str) -> str:
 def check(database_url: str, wait_s: float = 30) -> None:
     """Raise SchemaNotCurrent unless the schema is current; wait up to wait_s for the database to answer."""
     url = make_url(sync_url(database_url))
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(url.database).exists():
+    if (
+        url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        and not Path(url.database).exists()
+    ):
         # Connecting would create an empty file, or wait for a directory that nobody will make.
         raise SchemaNotCurrent(_advice("has no schema yet"))
     engine = create_engine(url)

@@ -3,7 +3,7 @@ versions, what a publish needs of them, the payloads an event carries per versio
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, func, insert
 from sqlalchemy import select as core_select
@@ -57,7 +57,9 @@ async def ensure_rows(session: AsyncSession, *, event_type: EventType) -> list[E
     return [v1]
 
 
-async def add_version(session: AsyncSession, *, event_type: EventType, fields: dict[str, Any]) -> EventTypeVersion | None:
+async def add_version(
+    session: AsyncSession, *, event_type: EventType, fields: dict[str, Any]
+) -> EventTypeVersion | None:
     """The next version of the type; it becomes the latest, whose schema and description the
     type row mirrors (what publishing without a version validates against). None on a race."""
     rows = await ensure_rows(session, event_type=event_type)
@@ -114,8 +116,12 @@ def _publish_target(*, latest: bool) -> Any:
     types, versions = core_table(EventType), core_table(EventTypeVersion)
     others = versions.alias("others")
     wanted = (
-        core_select(func.max(others.c.version)).where(others.c.type_name == types.c.name).correlate(types).scalar_subquery()
-        if latest else bindparam("version")
+        core_select(func.max(others.c.version))
+        .where(others.c.type_name == types.c.name)
+        .correlate(types)
+        .scalar_subquery()
+        if latest
+        else bindparam("version")
     )
     any_row = core_select(others.c.id).where(others.c.type_name == types.c.name).correlate(types).exists()
     return (
@@ -139,7 +145,9 @@ async def publish_target(session: AsyncSession, *, name: str, version: int | Non
     """What publishing `name` at `version` (None: the latest) needs, in one query: the type's
     `json_schema`, and for a versioned type the target's `version`, `v_schema`, `deprecated`,
     `sunset_at` and `versioned` (True). None for an unregistered type."""
-    stmt, params = (_PUBLISH_LATEST, {"name": name}) if version is None else (_PUBLISH_VERSION, {"name": name, "version": version})
+    stmt, params = (
+        (_PUBLISH_LATEST, {"name": name}) if version is None else (_PUBLISH_VERSION, {"name": name, "version": version})
+    )
     row = (await (await session.connection()).execute(stmt, params)).first()
     return row
 
@@ -153,16 +161,27 @@ async def version_schemas(session: AsyncSession, *, name: str, numbers: Sequence
 
 # --- delivering ----------------------------------------------------------------------------------------
 
-async def for_resolving(session: AsyncSession, *, event_id: str, type_name: str) -> tuple[list[Row[Any]], dict[int, dict]]:
+class VersionRow(NamedTuple):
+    """A type version, as a delivery resolving its data reads it."""
+
+    version: int
+    json_schema: dict | None
+    transforms: dict | None
+    deprecated: bool
+    sunset_at: datetime | None
+
+
+async def for_resolving(
+    session: AsyncSession, *, event_id: str, type_name: str
+) -> tuple[list[VersionRow], dict[int, dict]]:
     """A versioned event's type versions (oldest first) and the payloads supplied with it."""
     versions, payloads = core_table(EventTypeVersion), core_table(EventPayload)
     conn = await session.connection()
     rows = (
         await conn.execute(
-            core_select(
-                versions.c.version, versions.c.json_schema, versions.c.transforms,
-                versions.c.deprecated, versions.c.sunset_at,
-            ).where(versions.c.type_name == type_name).order_by(versions.c.version)
+            core_select(*(versions.c[name] for name in VersionRow._fields))
+            .where(versions.c.type_name == type_name)
+            .order_by(versions.c.version)
         )
     ).all()
     supplied = (
@@ -172,7 +191,7 @@ async def for_resolving(session: AsyncSession, *, event_id: str, type_name: str)
             )
         )
     ).all()
-    return list(rows), {p.version: p.data for p in supplied}
+    return [VersionRow(*row) for row in rows], {p.version: p.data for p in supplied}
 
 
 async def record_delivered(session: AsyncSession, *, delivery_id: str, type_name: str, version: int) -> None:

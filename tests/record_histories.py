@@ -101,9 +101,9 @@ async def record_breaker(api: ApiClient, client: Client, app_id: str, receiver: 
         for n in range(BREAKER_FAILURES):
             await api.publish(app_id, f"{path[1:]}.one", {"n": n})
         url = f"/v1/apps/{app_id}/endpoints/{endpoint['id']}"
-        await wait_until(lambda: api.http.get(url), lambda r: r.json()["health"] == "failing")
+        await wait_until(lambda url=url: api.http.get(url), lambda r: r.json()["health"] == "failing")
         probed = len(receiver.at(path)) + 2
-        await wait_for(lambda: len(receiver.at(path)) >= probed)  # two probes failed
+        await wait_for(lambda path=path, probed=probed: len(receiver.at(path)) >= probed)  # two probes failed
         if name == "endpoint_health_recovered":
             receiver.set(path, 200)
         await save(client, name, await finished_run(client, "EndpointHealthWorkflow", f"endpoint-health-{endpoint['id']}"))

@@ -59,7 +59,10 @@ class ConnectProxy:
                 head += chunk
             lines = head.split(b"\r\n")
             method, target, _ = lines[0].decode().split(" ", 2)
-            auth = next((l.decode().split(":", 1)[1].strip() for l in lines[1:] if l.lower().startswith(b"proxy-authorization:")), None)
+            auth = next(
+                (h.decode().split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith(b"proxy-authorization:")),
+                None,
+            )
             with self._lock:
                 self.targets.append(target)
                 self.auth.append(auth)

@@ -212,7 +212,7 @@ async def test_410_gone_and_an_operator_disable_are_announced_with_their_dead_le
         (down, to_down, "disabled through the API"),
     ):
         announced = await wait_until(
-            lambda: asyncio.sleep(0, operational(receiver, path + "/ops", verifier, ep["id"])),
+            lambda ep=ep: asyncio.sleep(0, operational(receiver, path + "/ops", verifier, ep["id"])),
             lambda found: sorted(types(found)) == ["delivery.dead_lettered", "endpoint.disabled"],
             60,
         )

@@ -88,7 +88,7 @@ async def test_two_worker_processes_share_one_endpoints_rate_limit(postgres_stac
                     events = await asyncio.gather(*(a.publish(app_id, "order.created", {"n": n}) for n, a in enumerate(apis)))
                     await assert_delivered_once_at_the_rate(api, receiver, path, app_id, list(events))
             after = await sent()
-        assert [b - a for a, b in zip(before, after)] == [EVENTS // 2, EVENTS // 2]
+        assert [b - a for a, b in zip(before, after, strict=True)] == [EVENTS // 2, EVENTS // 2]
 
 
 # --- the API -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, status
@@ -8,7 +9,8 @@ from hookline.api.deps import AppDep, EndpointDep, EndpointPaging, SessionDep, S
 from hookline.api.errors import CONFLICT, TEMPORAL
 from hookline.api.routes.events import event_out
 from hookline.api.schemas import (
-    EndpointCreate, EndpointOut, EndpointUpdate, EventOut, Page, SecretOut, SecretRotate, TestEventCreate, VersionNotice,
+    EndpointCreate, EndpointOut, EndpointUpdate, EventOut, Page, SecretOut, SecretRotate, TestEventCreate,
+    VersionNotice,
 )
 from hookline.core import versions as versions_core
 from hookline.core.config import Settings
@@ -32,8 +34,10 @@ def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
     return EndpointOut(
         id=row.id, app_id=row.app_id, url=row.url, description=row.description, event_types=row.event_types,
         status=row.status, disabled_reason=row.disabled_reason, retry=effective_schedule(row.retry, settings),
-        header_names=list(row.headers or {}), rate_limit=row.rate_limit, created_at=row.created_at, updated_at=row.updated_at,
-        health=row.health, failing_since=row.failing_since,
+        header_names=list(row.headers or {}), rate_limit=row.rate_limit, created_at=row.created_at,
+        updated_at=row.updated_at, failing_since=row.failing_since,
+        # The column holds HEALTHY or FAILING only; the model checks it again at run time.
+        health=cast(Literal["healthy", "failing"], row.health),
     )
 
 
@@ -154,7 +158,9 @@ async def update_endpoint(
         # Re-enabled: a fresh start for the breaker too. (A failing endpoint that is merely active
         # stays failing: its watch's probe is what releases the deliveries it holds.)
         reset = RESET_HEALTH if endpoint.status == "disabled" else {}
-        endpoint = await crud.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None, **reset})
+        endpoint = await crud.save(
+            session, endpoint, {**changes, "status": new_status, "disabled_reason": None, **reset}
+        )
     else:
         endpoint = await crud.save(session, endpoint, changes)
     return endpoint_out(endpoint, settings)

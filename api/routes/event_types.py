@@ -154,8 +154,11 @@ async def _check_version_fields(
     return changes
 
 
-async def _version_or_404(session: SessionDep, row: EventType, version: str) -> tuple[EventTypeVersion, list[EventTypeVersion]]:
-    rows = (await versions_store.versions_of(session, names=[row.name])).get(row.name) or [versions_store.implicit_v1(row)]
+async def _version_or_404(
+    session: SessionDep, row: EventType, version: str
+) -> tuple[EventTypeVersion, list[EventTypeVersion]]:
+    known = await versions_store.versions_of(session, names=[row.name])
+    rows = known.get(row.name) or [versions_store.implicit_v1(row)]
     number = versions_core.number(version)
     match = next((v for v in rows if v.version == number), None)
     if match is None:
@@ -177,7 +180,9 @@ async def create_version(name: str, body: EventTypeVersionCreate, session: Sessi
     )
     version = await versions_store.add_version(session, event_type=row, fields=fields)
     if version is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"another version of {name} was added meanwhile; try again")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"another version of {name} was added meanwhile; try again"
+        )
     return _version_out(version)
 
 

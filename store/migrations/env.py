@@ -4,8 +4,11 @@
 history, upgrade) connects to HOOKLINE_DATABASE_URL, as every Hookline process does.
 """
 
+from typing import Any, Literal
+
 from alembic import context
-from sqlalchemy import JSON, DateTime, String, TypeDecorator, create_engine
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import JSON, Connection, DateTime, String, TypeDecorator, create_engine
 from sqlmodel import SQLModel
 
 from hookline.core.config import Settings
@@ -15,7 +18,7 @@ from hookline.store.schema import sync_url
 config = context.config
 
 
-def render_type(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_type(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Revisions name plain SQLAlchemy types: a revision must not change when tables.py does.
 
     The TypeDecorators of tables.py (UTC timestamps, sealed secrets) store their impl's type, and
@@ -34,7 +37,7 @@ def render_type(type_: str, obj: object, autogen_context: object) -> str | bool:
     return False
 
 
-def run(connection: object) -> None:
+def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,

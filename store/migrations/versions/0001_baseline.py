@@ -155,9 +155,9 @@ INDEXES = [
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     existing = set(inspector.get_table_names())
-    for name, columns in TABLES.items():
+    for name, table_columns in TABLES.items():
         if name not in existing:
-            op.create_table(name, *columns())
+            op.create_table(name, *table_columns())
     indexes = {name: {i["name"] for i in inspector.get_indexes(name)} for name in existing}
     for table, index, columns, unique in INDEXES:
         if index not in indexes.get(table, set()):
