@@ -145,6 +145,7 @@ async def test_health_disabled_reason_and_rate_limit_set_in_words(
     card = endpoint_card(page, fine["url"])
     await expect(card).to_contain_text("healthy")
     await expect(card).to_contain_text("No limit")
+    await expect(card).not_to_contain_text("null")  # no description, no notices: nothing printed for them
     await page.screenshot(path=shots / "portal-health.png", full_page=True)
 
     # Rate limits that are not one: said in words, nothing changed.

@@ -279,11 +279,12 @@ function endpointCard(endpoint) {
     }),
     deleteButton(endpoint),
   );
-  card.append(
+  // Missing parts filtered out: the DOM's own append would print them as "null".
+  card.append(...[
     el("h3", { class: "url", text: endpoint.url }),
     endpoint.description ? el("p", { text: endpoint.description }) : null,
     facts, versionNotices(endpoint), secretSlot, actions, el("div", { class: "form-slot" }),
-  );
+  ].filter(Boolean));
   return card;
 }
 
@@ -535,7 +536,8 @@ async function renderEventTypes() {
     const many = versions.length > 1;
     list.append(el("li", { class: "card", "aria-label": type.name },
       el("h3", { text: type.name }),
-      el("p", { class: type.description ? "" : "muted", text: type.description || "No description." }),
+      // A type's own description is its latest version's: with several, each version says its own.
+      many ? null : el("p", { class: type.description ? "" : "muted", text: type.description || "No description." }),
       el("p", { class: "muted", text: many ? `Versions ${versions.map((v) => v.version).join(", ")}; the latest is ${latest}.` : `One version, ${latest}.` }),
       versions.map((v) => versionBlock(type, v, latest, many)),
     ));
