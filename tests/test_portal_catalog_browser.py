@@ -14,17 +14,12 @@ from pathlib import Path
 from playwright.async_api import Browser, Page, expect
 
 from tests.harness import ApiClient, Receiver, wait_for, wait_until
-from tests.test_portal_browser import (  # noqa: F401 (fixtures)
-    browser,
-    button,
-    endpoint_card,
-    nav,
-    no_horizontal_scroll,
-    open_portal,
-    page,
-    pytestmark,
-    shots,
-)
+from tests import test_portal_browser as portal_ui
+from tests.test_portal_browser import button, endpoint_card, nav, no_horizontal_scroll, open_portal
+
+# That module's browser fixtures and its skip without chromium, shared rather than copied.
+browser, page, shots = portal_ui.browser, portal_ui.page, portal_ui.shots
+pytestmark = portal_ui.pytestmark
 
 V1 = {"type": "object", "properties": {"amount": {"type": "integer"}}, "required": ["amount"]}
 V2 = {"type": "object", "properties": {"amount_cents": {"type": "integer"}, "currency": {"type": "string"}},
