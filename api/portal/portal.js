@@ -244,15 +244,8 @@ function endpointCard(endpoint) {
     el("dt", { text: "Status" }), el("dd", {}, el("span", { class: `badge ${endpoint.status}`, text: endpoint.status })),
     el("dt", { text: "Event types" }), el("dd", { text: describeTypes(endpoint.event_types) }),
   );
-  if (endpoint.disabled_reason) facts.append(el("dt", { text: "Disabled because" }), el("dd", { text: endpoint.disabled_reason }));
-  // Health and rate limit: shown when this API version reports them.
-  if ("health" in endpoint) {
-    const since = endpoint.failing_since ? ` since ${when(endpoint.failing_since)}` : "";
-    facts.append(el("dt", { text: "Health" }), el("dd", {}, el("span", { class: `badge ${endpoint.health}`, text: endpoint.health + since })));
-  }
-  if ("rate_limit" in endpoint) {
-    facts.append(el("dt", { text: "Rate limit" }), el("dd", { text: endpoint.rate_limit ? `${endpoint.rate_limit} deliveries per second` : "None" }));
-  }
+  facts.append(el("dt", { text: "Health" }), healthFact(endpoint));
+  facts.append(el("dt", { text: "Rate limit" }), el("dd", { text: rateLimitWords(endpoint.rate_limit) }));
   const retry = endpoint.retry;
   if (retry) facts.append(el("dt", { text: "Retries" }), el("dd", { text: `up to ${retry.max_attempts} attempts, from ${retry.initial_interval_s} s apart` }));
 
@@ -286,12 +279,51 @@ function endpointCard(endpoint) {
     }),
     deleteButton(endpoint),
   );
-  card.append(
+  // Missing parts filtered out: the DOM's own append would print them as "null".
+  card.append(...[
     el("h3", { class: "url", text: endpoint.url }),
     endpoint.description ? el("p", { text: endpoint.description }) : null,
-    facts, secretSlot, actions, el("div", { class: "form-slot" }),
-  );
+    facts, versionNotices(endpoint), secretSlot, actions, el("div", { class: "form-slot" }),
+  ].filter(Boolean));
   return card;
+}
+
+// Health in words: disabled (with the reason), failing since when, or healthy.
+function healthFact(endpoint) {
+  if (endpoint.status === "disabled") {
+    const reason = endpoint.disabled_reason ? `: ${endpoint.disabled_reason}` : "";
+    return el("dd", {}, el("span", { class: "badge disabled", text: "disabled" }),
+      ` Disabled${reason}. Nothing is delivered; fix the receiver, then choose Enable and replay the dead letters.`);
+  }
+  if (endpoint.health === "failing") {
+    const since = endpoint.failing_since ? ` since ${when(endpoint.failing_since)}` : "";
+    return el("dd", {}, el("span", { class: "badge failing", text: "failing" }),
+      ` Failing${since}. Deliveries wait without spending retries; one probe attempt at a time checks whether it is back.`);
+  }
+  return el("dd", {}, el("span", { class: "badge healthy", text: "healthy" }));
+}
+
+function rateLimitWords(limit) {
+  if (!limit) return "No limit";
+  return limit === 1 ? "At most 1 delivery per second" : `At most ${limit} deliveries per second`;
+}
+
+function day(iso) {
+  const date = new Date(iso);
+  return isNaN(date) ? iso : date.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
+}
+
+// Subscriptions pinned to a deprecated version, as the API reports them in `version_notices`.
+function versionNotices(endpoint) {
+  const notices = endpoint.version_notices || [];
+  if (!notices.length) return null;
+  return el("ul", { class: "notices", "aria-label": "Version notices" }, notices.map((n) => el("li", {
+    text: n.state === "sunset"
+      ? `Version ${n.version} of ${n.event_type} (subscribed as ${n.entry}) reached its sunset${n.sunset_at ? ` on ${day(n.sunset_at)}` : ""}: `
+        + "it is no longer published and arrives only when it can be derived from another version. Edit the endpoint to choose a later version."
+      : `Version ${n.version} of ${n.event_type} (subscribed as ${n.entry}) is deprecated`
+        + `${n.sunset_at ? ` and stops being published on ${day(n.sunset_at)}` : ""}. Edit the endpoint to choose a later version.`,
+  })));
 }
 
 function deleteButton(endpoint) {
@@ -320,17 +352,67 @@ async function revealSecret(endpoint, slot) {
   if (result) showSecret(slot, result.secret);
 }
 
+// A catalog type's versions, newest first; a type read without them has its one version, v1.
+function versionsOf(type) {
+  const versions = type.versions && type.versions.length ? type.versions
+    : [{ version: "v1", description: type.description, schema: type.schema, example: null, deprecated: false, sunset_at: null, sunset: false }];
+  return [...versions].sort((a, b) => Number(b.version.slice(1)) - Number(a.version.slice(1)));
+}
+
+function latestOf(type) {
+  return type.latest_version || versionsOf(type)[0].version;
+}
+
+function splitPin(entry) {
+  const at = entry.indexOf("@");
+  return at < 0 ? [entry, ""] : [entry.slice(0, at), entry.slice(at + 1)];
+}
+
+// The version a subscription asks for: as published (no pin), always the latest, or one version.
+function versionSelect(type, pin, uid) {
+  const latest = latestOf(type);
+  return el("select", { name: `version:${type.name}`, "aria-label": `Version of ${type.name}`, id: `ver-${uid}-${type.name}` },
+    el("option", { value: "", text: "as published", selected: pin === "" }),
+    el("option", { value: "latest", text: `always the latest (now ${latest})`, selected: pin === "latest" }),
+    versionsOf(type).map((v) => el("option", {
+      value: v.version, selected: pin === v.version,
+      text: `${v.version}${v.version === latest ? " (latest)" : ""}${v.sunset ? " (past its sunset)" : v.deprecated ? " (deprecated)" : ""}`,
+    })));
+}
+
+const RATE_LIMIT_WORDS = "Rate limit: enter a whole number of deliveries per second from 1 to 10000, or leave it empty for no limit.";
+
+// null for no limit, the number, or undefined when what was typed is not a limit.
+function readRateLimit(raw) {
+  const text = String(raw || "").trim();
+  if (!text) return null;
+  if (!/^[0-9]{1,6}$/.test(text)) return undefined;
+  const limit = Number(text);
+  return limit >= 1 && limit <= 10000 ? limit : undefined;
+}
+
 async function openForm(container, endpoint) {
   const types = await act(loadEventTypes);
   if (types === undefined) return;
   const slot = container.querySelector(".form-slot");
   const chosen = endpoint ? endpoint.event_types : null;
   const known = new Set(types.map((t) => t.name));
-  const boxes = types.map((t) => el("label", { class: "check" },
-    el("input", { type: "checkbox", name: "event_type", value: t.name, checked: chosen !== null && chosen.includes(t.name) }),
-    ` ${t.name}`));
-  const others = (chosen || []).filter((name) => !known.has(name));
+  // Entries naming a catalog type (pinned or not) are ticked boxes; the rest are free text.
+  const pins = new Map();
+  for (const entry of chosen || []) {
+    const [name, pin] = splitPin(entry);
+    if (known.has(name) && !pins.has(name)) pins.set(name, pin);
+  }
+  const others = (chosen || []).filter((entry) => !known.has(splitPin(entry)[0]));
   const uid = Math.random().toString(36).slice(2);
+  const choices = types.map((t) => {
+    const pin = pins.get(t.name) || "";
+    const many = versionsOf(t).length > 1 || pin !== "";
+    return el("div", { class: "type-choice" },
+      el("label", { class: "check" },
+        el("input", { type: "checkbox", name: "event_type", value: t.name, checked: pins.has(t.name) }), ` ${t.name}`),
+      many ? versionSelect(t, pin, uid) : null);
+  });
   const form = el(
     "form", { class: "card form", "aria-label": endpoint ? "Edit endpoint" : "New endpoint", novalidate: true },
     el("h3", { text: endpoint ? "Edit endpoint" : "New endpoint" }),
@@ -338,11 +420,15 @@ async function openForm(container, endpoint) {
     el("input", { id: `url-${uid}`, name: "url", type: "url", required: true, maxlength: "2048", placeholder: "https://example.com/webhooks", value: endpoint ? endpoint.url : "" }),
     el("label", { for: `desc-${uid}` }, "Description"),
     el("input", { id: `desc-${uid}`, name: "description", type: "text", maxlength: "2048", value: endpoint && endpoint.description ? endpoint.description : "" }),
+    el("label", { for: `rate-${uid}` }, "Rate limit (deliveries per second)"),
+    el("input", { id: `rate-${uid}`, name: "rate_limit", type: "text", inputmode: "numeric", maxlength: "6", placeholder: "No limit",
+      "aria-describedby": `rate-help-${uid}`, value: endpoint && endpoint.rate_limit ? String(endpoint.rate_limit) : "" }),
+    el("p", { id: `rate-help-${uid}`, class: "muted hint", text: "1 to 10000; empty for no limit. Deliveries over it wait their turn." }),
     el("fieldset", {},
       el("legend", { text: "Event types" }),
       el("label", { class: "check" }, el("input", { type: "radio", name: "scope", value: "all", checked: chosen === null }), " All event types"),
       el("label", { class: "check" }, el("input", { type: "radio", name: "scope", value: "some", checked: chosen !== null }), " Only the types chosen below"),
-      el("div", { class: "types" }, boxes.length ? boxes : el("p", { class: "muted", text: "No event types are registered." })),
+      el("div", { class: "types" }, choices.length ? choices : el("p", { class: "muted", text: "No event types are registered." })),
       el("label", { for: `more-${uid}` }, "Other types or patterns (comma-separated, e.g. invoice.*)"),
       el("input", { id: `more-${uid}`, name: "more", type: "text", value: others.join(", ") }),
     ),
@@ -356,11 +442,19 @@ async function openForm(container, endpoint) {
     const body = { url: String(data.get("url")).trim(), description: String(data.get("description")) || null };
     if (data.get("scope") === "some") {
       const more = String(data.get("more")).split(",").map((s) => s.trim()).filter(Boolean);
-      body.event_types = [...data.getAll("event_type").map(String), ...more];
+      const picked = data.getAll("event_type").map(String).map((name) => {
+        const pin = data.get(`version:${name}`);
+        return pin ? `${name}@${pin}` : name;
+      });
+      body.event_types = [...picked, ...more];
     } else {
       body.event_types = null;
     }
     if (!body.url) { showError("Enter the URL that should receive the webhooks."); return; }
+    const limit = readRateLimit(data.get("rate_limit"));
+    if (limit === undefined) { showError(RATE_LIMIT_WORDS); return; }
+    // Sent only when it changes: setting it restarts the endpoint's rate from now.
+    if (limit !== (endpoint ? endpoint.rate_limit ?? null : null)) body.rate_limit = limit;
     const saved = endpoint
       ? await act(() => api("PATCH", app(`/endpoints/${endpoint.id}`), body), "Endpoint saved.")
       : await act(() => api("POST", app("/endpoints"), body), "Endpoint added.");
@@ -402,23 +496,56 @@ function example(schema, depth) {
   }
 }
 
+// What a version's deprecation means for a subscriber, in words; null for a current version.
+function deprecationWords(version, latest) {
+  const move = version.version === latest ? "" : ` Subscribe to ${latest} instead.`;
+  if (version.sunset) {
+    return `Past its sunset${version.sunset_at ? ` on ${day(version.sunset_at)}` : ""}: no longer published; `
+      + `endpoints pinned to it get it only when it can be derived from another version.${move}`;
+  }
+  if (version.deprecated) {
+    return `Deprecated${version.sunset_at ? `: stops being published on ${day(version.sunset_at)}` : ""}.${move}`;
+  }
+  return null;
+}
+
+function versionBlock(type, version, latest, many) {
+  const envelope = { id: "evt_…", type: type.name };
+  if (many) envelope.version = version.version;  // the envelope names the version once a type has several
+  envelope.timestamp = new Date(0).toISOString();
+  envelope.data = version.example || (version.schema ? example(version.schema) : {});
+  const words = deprecationWords(version, latest);
+  const state = version.sunset ? "sunset" : version.deprecated ? "deprecated" : version.version === latest ? "latest" : null;
+  return el("section", { class: "version", "aria-label": `${type.name} ${version.version}` },
+    el("h4", {}, version.version, " ", state ? el("span", { class: `badge ${state}`, text: state === "sunset" ? "past its sunset" : state }) : null),
+    words ? el("p", { class: "deprecation", text: words }) : null,
+    many && version.description ? el("p", { text: version.description }) : null,
+    el("details", {}, el("summary", { text: "Schema" }),
+      version.schema ? el("pre", { text: JSON.stringify(version.schema, null, 2) }) : el("p", { class: "muted", text: "No schema: any JSON object." })),
+    el("details", {}, el("summary", { text: version.example ? "Example payload" : "Example payload (made from the schema)" }),
+      el("pre", { text: JSON.stringify(envelope, null, 2) })));
+}
+
 async function renderEventTypes() {
   state.eventTypes = null;
   const types = await loadEventTypes();
   const list = el("ul", { class: "cards", "aria-label": "Event types" });
   for (const type of types) {
-    const payload = { id: "evt_…", type: type.name, timestamp: new Date(0).toISOString(), data: type.schema ? example(type.schema) : {} };
+    const versions = versionsOf(type);
+    const latest = latestOf(type);
+    const many = versions.length > 1;
     list.append(el("li", { class: "card", "aria-label": type.name },
       el("h3", { text: type.name }),
-      el("p", { class: type.description ? "" : "muted", text: type.description || "No description." }),
-      el("details", {}, el("summary", { text: "Schema" }),
-        type.schema ? el("pre", { text: JSON.stringify(type.schema, null, 2) }) : el("p", { class: "muted", text: "No schema: any JSON object." })),
-      el("details", {}, el("summary", { text: "Example payload" }), el("pre", { text: JSON.stringify(payload, null, 2) })),
+      // A type's own description is its latest version's: with several, each version says its own.
+      many ? null : el("p", { class: type.description ? "" : "muted", text: type.description || "No description." }),
+      el("p", { class: "muted", text: many ? `Versions ${versions.map((v) => v.version).join(", ")}; the latest is ${latest}.` : `One version, ${latest}.` }),
+      versions.map((v) => versionBlock(type, v, latest, many)),
     ));
   }
   return el("section", { "aria-labelledby": "types-heading" },
     el("h2", { id: "types-heading", text: "Event types" }),
-    el("p", { class: "muted", text: "Every webhook is a POST with this JSON body, signed with the endpoint's secret (Standard Webhooks)." }),
+    el("p", { class: "muted", text: "Every webhook is a POST with this JSON body, signed with the endpoint's secret (Standard Webhooks). "
+      + "An endpoint receives each event at the version it was published, or at the version it subscribed to (Edit › Event types)." }),
     types.length ? list : el("p", { class: "muted", text: "No event types are registered yet." }));
 }
 
