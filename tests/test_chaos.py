@@ -34,7 +34,13 @@ def topology(temporal: TemporalServer, tmp_path: Path) -> Iterator[tuple[Postgre
     url = pg.create_database()
     queue = "hl-chaos-" + uuid.uuid4().hex[:6]
     # The default pool grows to 30 connections a process: five processes stay far below max_connections.
-    stacks = [Stack(temporal=temporal, database_url=url, work_dir=tmp_path, task_queue=queue) for _ in range(3)]
+    # The deliveries fail against a 503 across the outage on purpose; the circuit breaker would hold
+    # them after a few failures (tests/test_endpoint_health.py covers that), so it is off here.
+    no_breaker = {"HOOKLINE_BREAKER_FAILURES": "1000000"}
+    stacks = [
+        Stack(temporal=temporal, database_url=url, work_dir=tmp_path, task_queue=queue, extra_env=no_breaker)
+        for _ in range(3)
+    ]
     apis, workers = stacks[:2], stacks
     try:
         for stack in workers:
