@@ -233,7 +233,10 @@ async def replay_dead_letters(
     endpoint_id: str | None,
     since: datetime | None,
 ) -> int:
-    """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
+    """Replay every dead letter matching now; returns how many. Runs as a durable sweep.
+    NotFound if `endpoint_id` names no endpoint of the application."""
+    if endpoint_id is not None and await crud.get_endpoint(session, app_id=app_id, endpoint_id=endpoint_id) is None:
+        raise NotFound(f"endpoint {endpoint_id} not found")
     dead: list[str] = [DeliveryStatus.DEAD_LETTERED]
     clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since)
     up_to = await crud.newest_delivery_id(session, clauses=clauses)

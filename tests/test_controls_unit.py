@@ -88,3 +88,16 @@ async def test_replaying_an_event_to_an_endpoint_it_has_no_delivery_to_is_not_fo
             )
     delivery = await store.delivery(seeded.delivery_id)
     assert delivery.status == "pending"  # nothing replayed
+
+
+async def test_replaying_dead_letters_of_an_unknown_endpoint_is_not_found(store: Store) -> None:
+    seeded = await store.seed()
+    other_app = await store.seed()  # an endpoint of another application is unknown here too
+    app_id = (await store.endpoint(seeded.endpoint_id)).app_id
+    for endpoint_id in ("ep_unknown", other_app.endpoint_id):
+        async with store.sessions() as session:
+            with pytest.raises(NotFound, match=f"endpoint {endpoint_id} not found"):
+                await controls.replay_dead_letters(
+                    session=session, client=UNREACHED, settings=store.settings, app_id=app_id,
+                    endpoint_id=endpoint_id, since=None,
+                )
