@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from hookline.activities import payloads
 from hookline.activities.http import (
-    RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal, retry_after_seconds,
+    RESPONSE_BODY_LIMIT, ClientPool, DestinationBlocked, destination_refusal,
 )
 from hookline.activities.payloads import Outgoing
 from hookline.core import telemetry
@@ -26,6 +27,7 @@ from hookline.core.messages import DeliverInput, DeliverResult, RateSlot
 from hookline.core.metrics import ATTEMPT_SECONDS, DEAD_LETTERS, DELIVERY_ATTEMPTS, DELIVERY_LATENCY, VERSION_DELIVERIES
 from hookline.core.summaries import url_host
 from hookline.core.operational import ENDPOINT_DISABLED, FAILING, HEALTHY
+from hookline.core.outcomes import Outcome, classify
 from hookline.core.signing import signature_header
 from hookline.core.statuses import UNSETTLED_STATUSES, AttemptErrorKind, DeliveryStatus, EndpointStatus
 from hookline.core.version import VERSION
@@ -101,6 +103,37 @@ def version_headers(outgoing: Outgoing) -> dict[str, str]:
         if outgoing.sunset_at is not None:
             headers["sunset"] = format_datetime(outgoing.sunset_at, usegmt=True)
     return headers
+
+
+def _headers(
+    endpoint: EndpointRow, event: EventRow, outgoing: Outgoing, body: str, started: datetime
+) -> dict[str, str]:
+    """The attempt's headers: the endpoint's own, then the version's, then the signed Standard Webhooks set."""
+    versioning = version_headers(outgoing)
+    custom = endpoint.headers or {}
+    if "sunset" in versioning:  # the one of these a custom header could name: Hookline's wins
+        custom = {name: value for name, value in custom.items() if name.lower() != "sunset"}
+    return {
+        **custom,
+        **versioning,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": event.id,
+        "webhook-timestamp": str(int(started.timestamp())),
+        "webhook-signature": signature_header(hot_path.live_secrets(endpoint, started), event.id, started, body),
+    }
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one POST came to: the receiver's answer, or why there was none."""
+
+    duration_ms: int
+    status_code: int | None  # None: no complete answer (`error` says why) or nothing sent (`blocked`)
+    retry_after: str | None
+    response_body: str | None
+    error: str | None
+    blocked: str | None  # the destination guard's refusal
 
 
 class DeliveryActivities:
@@ -203,21 +236,39 @@ class DeliveryActivities:
         """One signed POST, recorded; returns the 2xx status, or raises what the workflow acts on."""
         body = envelope(event, outgoing)
         started = datetime.now(timezone.utc)
-        versioning = version_headers(outgoing)
-        custom = endpoint.headers or {}
-        if "sunset" in versioning:  # the one of these a custom header could name: Hookline's wins
-            custom = {name: value for name, value in custom.items() if name.lower() != "sunset"}
-        headers = {
-            **custom,
-            **versioning,
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": event.id,
-            "webhook-timestamp": str(int(started.timestamp())),
-            "webhook-signature": signature_header(
-                hot_path.live_secrets(endpoint, started), event.id, started, body
-            ),
+        sent = await self._send(endpoint, body, _headers(endpoint, event, outgoing, body, started), input.timeout_s)
+        ATTEMPT_SECONDS.observe(sent.duration_ms / 1000)
+        outcome = classify(
+            status_code=sent.status_code, retry_after=sent.retry_after, error=sent.error, blocked=sent.blocked,
+            attempt_number=delivery.cycle_attempts + 1, schedule=input.retry,
+            retry_after_max_s=self._settings.retry_after_max_s, now=started,
+        )
+        attempt: dict[str, Any] = {
+            "started_at": started, "duration_ms": sent.duration_ms,
+            "status_code": sent.status_code, "error": outcome.error, "response_body": sent.response_body,
         }
+        if input.probe and outcome.blames_endpoint:
+            raise await self._record_failed_probe(session, delivery, attempt)
+        current = await self._record(session, delivery, endpoint, event, attempt, outcome, probe=input.probe)
+        if not current:
+            # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
+            raise ApplicationError(
+                "delivery changed during this attempt", type=CHANGED_MEANWHILE, next_retry_delay=timedelta(seconds=1)
+            )
+        if outcome.succeeded and sent.status_code is not None:
+            return sent.status_code
+        if outcome.status == DeliveryStatus.DEAD_LETTERED:
+            await self._announce_dead_letter(delivery, delivery.attempts + 1)
+            raise ApplicationError(outcome.dead_letter_reason, type=DEAD_LETTERED, non_retryable=True)
+        assert outcome.delay_s is not None
+        # The delay is set here, from the delivery's own count, so it survives pause and resume.
+        raise retry_error(
+            attempt["error"], timedelta(seconds=outcome.delay_s),
+            retryable_type=AttemptErrorKind.ATTEMPT_FAILED, timer_waits=input.timer_waits,
+        )
+
+    async def _send(self, endpoint: EndpointRow, body: str, headers: dict[str, str], timeout_s: float) -> Sent:
+        """The POST itself, through the destination guard; every failure is an answer, none raises."""
         clock = time.monotonic()
         response: httpx.Response | None = None
         response_body: str | None = None
@@ -226,7 +277,7 @@ class DeliveryActivities:
         try:
             # One deadline for the whole attempt: destination check (a DNS lookup), connect, send,
             # and the first 4 KiB back.
-            async with asyncio.timeout(input.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 if not self._settings.allow_private_targets:
                     blocked = await destination_refusal(endpoint.url)
                 if blocked is None:
@@ -234,83 +285,60 @@ class DeliveryActivities:
                     async with client.stream("POST", endpoint.url, content=body.encode(), headers=headers) as response:
                         response_body = await _read_head(response)
         except TimeoutError:
-            error = f"timed out after {input.timeout_s:g}s"
+            error = f"timed out after {timeout_s:g}s"
         except DestinationBlocked as exc:  # the connect-time guard: the name answered otherwise now
             blocked = str(exc).removeprefix("refused: ")
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        duration_ms = int((time.monotonic() - clock) * 1000)
-        status_code = response.status_code if response is not None and error is None else None
-        attempt: dict[str, Any] = {
-            "started_at": started, "duration_ms": duration_ms,
-            "status_code": status_code, "error": error, "response_body": response_body,
-        }
-        ATTEMPT_SECONDS.observe(duration_ms / 1000)
+        answered = response is not None and error is None
+        return Sent(
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            status_code=response.status_code if answered and response is not None else None,
+            retry_after=response.headers.get("retry-after") if answered and response is not None else None,
+            response_body=response_body, error=error, blocked=blocked,
+        )
 
-        delay: float | None = None
-        status: DeliveryStatus
-        if blocked is not None:
-            status, attempt["error"] = DeliveryStatus.DEAD_LETTERED, f"blocked: {blocked}"  # no connection was made
-        elif status_code is not None and 200 <= status_code < 300:
-            status = DeliveryStatus.SUCCEEDED
-        elif status_code == 410:
-            status, attempt["error"] = DeliveryStatus.DEAD_LETTERED, "410 Gone: endpoint disabled"
-        else:
-            attempt["error"] = attempt["error"] or f"HTTP {status_code}"
-            if delivery.cycle_attempts + 1 >= input.retry.max_attempts:
-                status = DeliveryStatus.DEAD_LETTERED
-            else:
-                status, delay = DeliveryStatus.RETRYING, input.retry.delay_after(delivery.cycle_attempts + 1)
-                if response is not None and status_code in (429, 503):
-                    asked = retry_after_seconds(response, started)
-                    if asked is not None:
-                        delay = min(asked, self._settings.retry_after_max_s)
-        # A failure the endpoint is to blame for, counted by the breaker: not a 410 (it disables
-        # the endpoint) nor a destination the guard refused (no connection was made).
-        failed = status != "succeeded" and status_code != 410 and blocked is None
-        if input.probe and failed:
-            # The attempt is recorded; the delivery stays held as it was, its retry budget untouched.
-            await hot_path.record_attempt(
-                session, delivery=delivery, attempt=attempt, status=DeliveryStatus(delivery.status),
-                next_attempt_at=delivery.next_attempt_at, spends_budget=False,
-            )
-            DELIVERY_ATTEMPTS.labels("probe_failed").inc()
-            raise ApplicationError(attempt["error"], type=PROBE_FAILED, non_retryable=True)
+    async def _record_failed_probe(
+        self, session: AsyncSession, delivery: DeliveryRow, attempt: dict[str, Any]
+    ) -> ApplicationError:
+        """The attempt is recorded; the delivery stays held as it was, its retry budget untouched.
+        Returns the error that tells the probing workflow."""
+        await hot_path.record_attempt(
+            session, delivery=delivery, attempt=attempt, status=DeliveryStatus(delivery.status),
+            next_attempt_at=delivery.next_attempt_at, spends_budget=False,
+        )
+        DELIVERY_ATTEMPTS.labels("probe_failed").inc()
+        return ApplicationError(attempt["error"], type=PROBE_FAILED, non_retryable=True)
+
+    async def _record(
+        self, session: AsyncSession, delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow,
+        attempt: dict[str, Any], outcome: Outcome, *, probe: bool,
+    ) -> bool:
+        """Record the attempt and its consequences (metrics, the breaker's count, a 410's disable);
+        False if the delivery changed meanwhile and the attempt did not set its status."""
+        delay = outcome.delay_s
         next_attempt_at = None if delay is None else datetime.now(timezone.utc) + timedelta(seconds=delay)
         current = await hot_path.record_attempt(
-            session, delivery=delivery, attempt=attempt, status=status, next_attempt_at=next_attempt_at
+            session, delivery=delivery, attempt=attempt, status=outcome.status, next_attempt_at=next_attempt_at
         )
-        DELIVERY_ATTEMPTS.labels(status).inc()
-        self._report(delivery, endpoint, event, attempt, status if current else "superseded", blocked)
-        succeeded = status == DeliveryStatus.SUCCEEDED
-        await self._count_for_breaker(session, endpoint, failed=failed, succeeded=succeeded, probe=input.probe)
-        if status_code == 410:
-            await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
-            if self._notifier is not None:
-                await self._notifier.announce(
-                    type=ENDPOINT_DISABLED, app_id=endpoint.app_id,
-                    data={"endpoint_id": endpoint.id, "reason": "receiver answered 410 Gone"},
-                    # Deliveries that met the 410 together read the same endpoint row: one event.
-                    key=f"{endpoint.id}:{endpoint.updated_at.isoformat()}",
-                )
-        if not current:
-            # Replayed (or closed) while this attempt was on its way: go again and act on the new state.
-            raise ApplicationError(
-                "delivery changed during this attempt", type=CHANGED_MEANWHILE, next_retry_delay=timedelta(seconds=1)
+        DELIVERY_ATTEMPTS.labels(outcome.status).inc()
+        self._report(delivery, endpoint, event, attempt, outcome, outcome.status if current else "superseded")
+        await self._count_for_breaker(
+            session, endpoint, failed=outcome.blames_endpoint, succeeded=outcome.succeeded, probe=probe
+        )
+        if outcome.gone:
+            await self._disable_gone(session, endpoint)
+        return current
+
+    async def _disable_gone(self, session: AsyncSession, endpoint: EndpointRow) -> None:
+        await hot_path.set_endpoint_disabled(session, endpoint_id=endpoint.id, reason="receiver answered 410 Gone")
+        if self._notifier is not None:
+            await self._notifier.announce(
+                type=ENDPOINT_DISABLED, app_id=endpoint.app_id,
+                data={"endpoint_id": endpoint.id, "reason": "receiver answered 410 Gone"},
+                # Deliveries that met the 410 together read the same endpoint row: one event.
+                key=f"{endpoint.id}:{endpoint.updated_at.isoformat()}",
             )
-        if status_code is not None and status == DeliveryStatus.SUCCEEDED:
-            return status_code
-        if status == DeliveryStatus.DEAD_LETTERED:
-            await self._announce_dead_letter(delivery, delivery.attempts + 1)
-            closed_at_once = status_code == 410 or blocked is not None
-            reason = attempt["error"] if closed_at_once else f"attempts exhausted; last: {attempt['error']}"
-            raise ApplicationError(reason, type=DEAD_LETTERED, non_retryable=True)
-        assert delay is not None
-        # The delay is set here, from the delivery's own count, so it survives pause and resume.
-        raise retry_error(
-            attempt["error"], timedelta(seconds=delay),
-            retryable_type=AttemptErrorKind.ATTEMPT_FAILED, timer_waits=input.timer_waits,
-        )
 
     async def _close(self, session: AsyncSession, delivery: DeliveryRow, reason: str) -> None:
         closed = await hot_path.set_delivery_status(
@@ -350,7 +378,7 @@ class DeliveryActivities:
 
     @staticmethod
     def _report(
-        delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, attempt: dict, outcome: str, blocked: str | None
+        delivery: DeliveryRow, endpoint: EndpointRow, event: EventRow, attempt: dict, verdict: Outcome, outcome: str
     ) -> None:
         """Metrics, span attributes and the log line of one recorded attempt: ids, number, outcome, a
         status code or the kind of error. Never the URL, a header, the body or an error's text."""
@@ -358,11 +386,11 @@ class DeliveryActivities:
         if outcome == "succeeded":
             DELIVERY_LATENCY.observe(max(0.0, (datetime.now(timezone.utc) - event.created_at).total_seconds()))
         elif outcome == "dead_lettered":
-            reason = "blocked" if blocked is not None else "gone" if status_code == 410 else "exhausted"
-            DEAD_LETTERS.labels(reason).inc()
+            DEAD_LETTERS.labels(verdict.dead_letter_kind).inc()
         number = delivery.attempts + 1  # as the store numbers it, unless another attempt raced this one
         result = (
-            str(status_code) if status_code is not None else "blocked" if blocked else _error_kind(attempt["error"])
+            str(status_code) if status_code is not None
+            else "blocked" if verdict.blocked else _error_kind(attempt["error"])
         )
         ids = {"event_id": event.id, "endpoint_id": endpoint.id, "delivery_id": delivery.id}
         telemetry.annotate(**ids, attempt=number, outcome=outcome, status_code=status_code, host=url_host(endpoint.url))

@@ -3,11 +3,10 @@
 import asyncio
 import base64
 import contextlib
-import email.utils
 import socket
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ import httpcore
 import httpx
 
 from hookline.core.destinations import address_refusal, name_refusal, parse_address
+from hookline.core.outcomes import parse_retry_after
 
 RESPONSE_BODY_LIMIT = 4096
 
@@ -324,16 +324,4 @@ async def destination_refusal(url: str, resolve: Resolver | None = None) -> str 
 
 def retry_after_seconds(response: httpx.Response, now: datetime) -> float | None:
     """`Retry-After` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return parse_retry_after(response.headers.get("retry-after"), now)

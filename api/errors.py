@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 from hookline.api.schemas import ErrorOut, ValidationErrorOut
-from hookline.services.errors import Conflict, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error
+from hookline.services.errors import (
+    Conflict, NotFound, TemporalRefused, TemporalUnavailable, UnknownApplication, from_rpc_error,
+)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -19,6 +21,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(UnknownApplication, unknown_app)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFound, not_found)  # type: ignore[arg-type]
     app.add_exception_handler(TemporalUnavailable, temporal_unavailable)
     app.add_exception_handler(TemporalRefused, temporal_refused)
     app.add_exception_handler(RPCError, temporal_error)  # type: ignore[arg-type]
@@ -46,6 +49,10 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
 
 
 async def unknown_app(_request: Request, exc: UnknownApplication) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
 
 

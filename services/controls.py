@@ -12,8 +12,8 @@ from hookline.core.config import Settings
 from hookline.core.metrics import REPLAYS_REQUESTED
 from hookline.core.messages import DeliveryPageInput, ReplayRequest, SweepInput
 from hookline.core.statuses import OPEN_STATUSES, UNSETTLED_STATUSES, DeliveryStatus, EndpointStatus
-from hookline.core.operational import ENDPOINT_DISABLED
-from hookline.services.errors import Conflict, TemporalError, TemporalUnavailable, reaching_temporal
+from hookline.core.operational import ENDPOINT_DISABLED, HEALTHY
+from hookline.services.errors import Conflict, NotFound, TemporalError, TemporalUnavailable, reaching_temporal
 from hookline.store import crud
 from hookline.store.tables import Delivery, Endpoint, Event
 from hookline.services import event_workflow_client, operational
@@ -33,6 +33,43 @@ async def _sweep(client: Client, settings: Settings, *, operation: str, scope: s
             task_queue=settings.task_queue,
         )
     return workflow_id
+
+
+# A re-enabled endpoint starts afresh with the breaker too.
+RESET_HEALTH = {"health": HEALTHY, "failing_since": None, "consecutive_failures": 0}
+
+
+async def update_endpoint(
+    *,
+    session: AsyncSession,
+    client: Client,
+    settings: Settings,
+    endpoint: Endpoint,
+    changes: dict[str, Any],
+    new_status: str | None = None,
+) -> Endpoint:
+    """Save `changes` to the endpoint; `new_status` pauses, resumes, disables or re-enables it with
+    them. Conflict for pausing a disabled endpoint (it must be re-enabled first)."""
+    if "rate_limit" in changes:
+        changes = {**changes, "rate_next_at": None}  # the new rate counts from now, not from the old one's backlog
+    if new_status == EndpointStatus.PAUSED and endpoint.status == EndpointStatus.DISABLED:
+        raise Conflict("endpoint is disabled; PATCH status to active first")
+    resumed = new_status == EndpointStatus.ACTIVE and endpoint.status == EndpointStatus.PAUSED
+    if new_status == EndpointStatus.PAUSED or resumed:
+        return await set_paused(
+            session=session, client=client, settings=settings, endpoint=endpoint,
+            paused=new_status == EndpointStatus.PAUSED, changes=changes,
+        )
+    if new_status == EndpointStatus.DISABLED:
+        return await disable_endpoint(
+            session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
+        )
+    if new_status is not None:
+        # Re-enabled: a fresh start for the breaker too. (A failing endpoint that is merely active
+        # stays failing: its watch's probe is what releases the deliveries it holds.)
+        reset = RESET_HEALTH if endpoint.status == EndpointStatus.DISABLED else {}
+        return await crud.save(session, endpoint, {**changes, "status": new_status, "disabled_reason": None, **reset})
+    return await crud.save(session, endpoint, changes)
 
 
 async def set_paused(
@@ -128,6 +165,22 @@ async def _close_open_deliveries(client: Client, settings: Settings, endpoint_id
         log.warning("could not wake the open deliveries of endpoint %s", endpoint_id, exc_info=True)
 
 
+async def replay_event_deliveries(
+    *, session: AsyncSession, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None
+) -> int:
+    """Deliver the event again to all its live endpoints, or to `endpoint_id` only; returns how many
+    deliveries that covers. NotFound if the event has none to that endpoint (or it was deleted)."""
+    deliveries = [
+        d for d in await crud.deliveries_of_event(session, event_id=event.id, live_endpoints=True)
+        if endpoint_id is None or d.endpoint_id == endpoint_id
+    ]
+    if endpoint_id is not None and not deliveries:
+        raise NotFound(f"event {event.id} has no delivery to an existing endpoint {endpoint_id}")
+    if deliveries:
+        await replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
+    return len(deliveries)
+
+
 async def replay_event(
     *, client: Client, settings: Settings, event: Event, endpoint_id: str | None = None,
     delivery_ids: list[str] | None = None,
@@ -180,7 +233,10 @@ async def replay_dead_letters(
     endpoint_id: str | None,
     since: datetime | None,
 ) -> int:
-    """Replay every dead letter matching now; returns how many. Runs as a durable sweep."""
+    """Replay every dead letter matching now; returns how many. Runs as a durable sweep.
+    NotFound if `endpoint_id` names no endpoint of the application."""
+    if endpoint_id is not None and await crud.get_endpoint(session, app_id=app_id, endpoint_id=endpoint_id) is None:
+        raise NotFound(f"endpoint {endpoint_id} not found")
     dead: list[str] = [DeliveryStatus.DEAD_LETTERED]
     clauses = crud.delivery_filter(app_id=app_id, endpoint_id=endpoint_id, statuses=dead, since=since)
     up_to = await crud.newest_delivery_id(session, clauses=clauses)

@@ -22,6 +22,10 @@ class Conflict(Rejected):
     pass
 
 
+class NotFound(Rejected):
+    """What the request names does not exist (or not for this caller)."""
+
+
 class TemporalError(Rejected):
     """Temporal did not carry out the call."""
 

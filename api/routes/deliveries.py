@@ -74,11 +74,6 @@ async def replay_dead_letters(
 ) -> Replayed:
     """Replay every dead letter of the application (or of one endpoint, or updated since a time)."""
     body = body or DeadLetterReplay()
-    if (
-        body.endpoint_id is not None
-        and await crud.get_endpoint(session, app_id=app.id, endpoint_id=body.endpoint_id) is None
-    ):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"endpoint {body.endpoint_id} not found")
     count = await controls.replay_dead_letters(
         session=session, client=client, settings=settings, app_id=app.id, endpoint_id=body.endpoint_id, since=body.since
     )

@@ -15,7 +15,6 @@ from hookline.api.schemas import (
 from hookline.core import versions as versions_core
 from hookline.core.config import Settings
 from hookline.core.ids import new_id
-from hookline.core.operational import HEALTHY
 from hookline.core.retry import effective_schedule
 from hookline.core.signing import generate_secret
 from hookline.core.destinations import host_refusal
@@ -26,9 +25,6 @@ from hookline.store import versions as versions_store
 from hookline.store.tables import Endpoint, utcnow
 
 router = APIRouter(prefix="/v1/apps/{app_id}/endpoints", tags=["endpoints"])
-
-RESET_HEALTH = {"health": HEALTHY, "failing_since": None, "consecutive_failures": 0}
-
 
 def endpoint_out(row: Endpoint, settings: Settings) -> EndpointOut:
     return EndpointOut(
@@ -140,29 +136,10 @@ async def update_endpoint(
         _check_target(changes["url"], settings)
     if "retry" in changes:
         changes["retry"] = body.retry.model_dump(exclude_none=True) if body.retry else None
-    if "rate_limit" in changes:
-        changes["rate_next_at"] = None  # the new rate counts from now, not from the old one's backlog
     new_status = changes.pop("status", None)
-    if new_status == "paused" and endpoint.status == "disabled":
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="endpoint is disabled; PATCH status to active first")
-    if new_status == "paused" or (new_status == "active" and endpoint.status == "paused"):
-        endpoint = await controls.set_paused(
-            session=session, client=client, settings=settings, endpoint=endpoint, paused=new_status == "paused",
-            changes=changes,
-        )
-    elif new_status == "disabled":
-        endpoint = await controls.disable_endpoint(
-            session=session, client=client, settings=settings, endpoint=endpoint, changes=changes
-        )
-    elif new_status is not None:
-        # Re-enabled: a fresh start for the breaker too. (A failing endpoint that is merely active
-        # stays failing: its watch's probe is what releases the deliveries it holds.)
-        reset = RESET_HEALTH if endpoint.status == "disabled" else {}
-        endpoint = await crud.save(
-            session, endpoint, {**changes, "status": new_status, "disabled_reason": None, **reset}
-        )
-    else:
-        endpoint = await crud.save(session, endpoint, changes)
+    endpoint = await controls.update_endpoint(
+        session=session, client=client, settings=settings, endpoint=endpoint, changes=changes, new_status=new_status
+    )
     return endpoint_out(endpoint, settings)
 
 

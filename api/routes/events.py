@@ -86,15 +86,7 @@ async def replay_event(
 ) -> Replayed:
     """Deliver the event again to all its endpoints, or to one. Deleted endpoints are left out."""
     event = await _event_or_404(session, app.id, event_id)
-    endpoint_id = body.endpoint_id if body else None
-    deliveries = [
-        d for d in await crud.deliveries_of_event(session, event_id=event.id, live_endpoints=True)
-        if endpoint_id is None or d.endpoint_id == endpoint_id
-    ]
-    if endpoint_id is not None and not deliveries:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"event {event_id} has no delivery to an existing endpoint {endpoint_id}"
-        )
-    if deliveries:
-        await controls.replay_event(client=client, settings=settings, event=event, endpoint_id=endpoint_id)
-    return Replayed(replayed=len(deliveries))
+    replayed = await controls.replay_event_deliveries(
+        session=session, client=client, settings=settings, event=event, endpoint_id=body.endpoint_id if body else None
+    )
+    return Replayed(replayed=replayed)
