@@ -147,6 +147,7 @@ def test_the_build_context_keeps_what_the_image_needs() -> None:
     assert ".env" in ignored and ".git" in ignored  # no secrets or history in the image
 
 
+@pytest.mark.stack  # starts the process, which refuses the setting
 @pytest.mark.parametrize("value", ["nginx.internal", "10.0.0.1/8", "127.0.0.1;rm -rf /", "300.1.1.1"])
 def test_a_malformed_trusted_proxy_list_stops_the_api_with_its_name(value: str, tmp_path: Path) -> None:
     """HOOKLINE_FORWARDED_ALLOW_IPS, which the gateway setup asks for: a typo must not trust the wrong clients."""

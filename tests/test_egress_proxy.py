@@ -156,6 +156,7 @@ async def test_a_proxy_refusing_the_connect_fails_the_attempt(receiver: Receiver
     assert receiver.at(path) == [] and refusing.connections == 1
 
 
+@pytest.mark.stack  # starts the process, which refuses the setting
 @pytest.mark.parametrize(
     "value", ["https://proxy.internal:3128", "socks5://proxy.internal:1080", "http://proxy.internal:99999",
               "http://u:hunter2@proxy.internal:3128/path", "proxy.internal:3128", "http://"],

@@ -22,6 +22,9 @@ from hookline.core.messages import DeliverInput, DeliverResult, EndpointHealthIn
 from hookline.core.retry import RetrySchedule
 from hookline.workflows.health import EndpointHealthWorkflow
 
+# A Temporal test server of its own (workflow unit tests with fake activities).
+pytestmark = pytest.mark.stack
+
 RETRY = RetrySchedule(max_attempts=3, initial_interval_s=1, backoff_coefficient=1.0, max_interval_s=1)
 FAILING_SINCE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
