@@ -121,6 +121,9 @@ async def test_health_disabled_reason_and_rate_limit_set_in_words(
     browser: Browser, page: Page, api: ApiClient, receiver: Receiver, path: str, shots: Path
 ) -> None:
     app_id = await api.create_app("Health")
+    # A catalog name as long as the API allows, with no place to break: the form must still fit a phone.
+    wide = await api.http.post("/v1/event-types", json={"name": f"wide.{uuid.uuid4().hex}{'w' * 200}"})
+    assert wide.status_code == 201, wide.text
     once = {"max_attempts": 1, "initial_interval_s": 1, "backoff_coefficient": 1, "max_interval_s": 1}
     receiver.set(path + "/down", 500)
     down = await api.create_endpoint(app_id, receiver.url(path + "/down"), retry=once, event_types=["down.*"])
