@@ -750,6 +750,8 @@ def main() -> int:
     parser.add_argument("--ceiling-workers", type=int, default=1, help="bare ceiling worker processes [1]")
     parser.add_argument("--bytecode-cache", action="store_true",
                         help="give the children a .pyc cache in the temp dir even if PYTHONDONTWRITEBYTECODE is set")
+    parser.add_argument("--no-fairness", dest="fairness", action="store_false",
+                        help="start the dev server without task-queue fairness (to measure its cost)")
     parser.add_argument("--label", default="", help="free text stored with the result")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/<time>.json")
     parser.add_argument("--keep-logs", action="store_true", help="print where the logs are and keep them")
