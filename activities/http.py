@@ -51,7 +51,22 @@ class DestinationBlocked(httpx.ConnectError):
     """A delivery's destination is not public (HOOKLINE_ALLOW_PRIVATE_TARGETS=false)."""
 
 
-class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """A network backend over another that refuses unix sockets: deliveries go over TCP only."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise RefusedConnect("refused: unix sockets are not delivery targets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PublicOnlyBackend(_GuardedBackend):
     """Connects only to public addresses, and to the very address it checked.
 
     The activity checks an endpoint's host before each attempt, but the HTTP client would resolve
@@ -62,7 +77,7 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
     """
 
     def __init__(self, inner: httpcore.AsyncNetworkBackend, resolve: Resolver | None = None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._resolve = resolve or _resolve
 
     async def connect_tcp(
@@ -96,16 +111,8 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
                 last_error = exc
         raise last_error
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise RefusedConnect("refused: unix sockets are not delivery targets")
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class EgressProxyBackend(httpcore.AsyncNetworkBackend):
+class EgressProxyBackend(_GuardedBackend):
     """Every connection through a forward proxy's CONNECT tunnel (HOOKLINE_EGRESS_PROXY).
 
     The pool above asks for a connection to host:port and gets a tunnel to it instead; TLS, the
@@ -120,7 +127,7 @@ class EgressProxyBackend(httpcore.AsyncNetworkBackend):
         proxy = httpx.URL(proxy_url)
         if proxy.scheme != "http" or not proxy.host:
             raise ValueError("the egress proxy must be an http:// URL with a host")
-        self._inner = inner
+        super().__init__(inner)
         self._proxy = (proxy.host, proxy.port or 80)
         self._auth = b""
         if proxy.username or proxy.password:
@@ -167,14 +174,6 @@ class EgressProxyBackend(httpcore.AsyncNetworkBackend):
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             raise httpcore.ConnectError("the egress proxy's CONNECT answer is not HTTP")
         return int(parts[1])
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise RefusedConnect("refused: unix sockets are not delivery targets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 # httpcore's errors as httpx's, most specific first (the attempt handles httpx.HTTPError).

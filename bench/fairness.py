@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import BENCH, DEV_WORKERS, Bench, Children, Outcome, Sampler  # noqa: E402
+from run import DEV_WORKERS, Bench, Children, Outcome, Sampler, interrupt_on_sigterm, save_result  # noqa: E402
 
 # Of each mode's share of --max-seconds: kept for stopping the stack, and for Y's last arrivals.
 STOP_S = 12
@@ -180,10 +178,7 @@ def main() -> int:
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/fairness-<time>.json")
     args = parser.parse_args()
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    interrupt_on_sigterm()
     started = time.time()
     load_before = os.getloadavg()
     print(f"hookline fairness bench: X backlog {args.backlog} events ({args.concurrency} in flight), Y every "
@@ -197,11 +192,8 @@ def main() -> int:
     print(f"\n  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); "
           f"wall time {time.time() - started:.0f} s")
     if not args.no_save:
-        out = BENCH / "results" / f"fairness-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps({"args": vars(args), "loadavg_before": load_before, "loadavg_after": load_after,
-                                   "wall_s": round(time.time() - started, 1), "modes": results}, indent=2))
-        print(f"  result: {out.relative_to(BENCH.parent)}")
+        save_result("fairness", started, {"args": vars(args), "loadavg_before": load_before, "loadavg_after": load_after,
+                                          "wall_s": round(time.time() - started, 1), "modes": results})
     return 0
 
 

@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -39,7 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import BENCH, Bench, Children, Sampler, add_stack_arguments, stack_options  # noqa: E402
+from run import (  # noqa: E402
+    Bench, Children, Sampler, add_stack_arguments, interrupt_on_sigterm, run_stack_bench, save_result, stack_options,
+)
 
 from hookline.core.ids import event_workflow_id  # noqa: E402
 
@@ -220,47 +219,18 @@ def main() -> int:
         "HOOKLINE_MAX_ENDPOINTS_PER_APP": str(max(args.endpoints, 10_000)), **dict(kv.split("=", 1) for kv in args.env)
     })
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    interrupt_on_sigterm()
     started = time.time()
     print(f"hookline fan-out bench: 1 event → {args.endpoints} endpoints; store {args.database}, "
           f"{args.workers} workers; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
-    result: dict[str, Any] = {}
-    rc = 0
-
-    async def body() -> dict[str, Any]:
-        b = Bench(options, tmp, children)
-        try:
-            return await asyncio.wait_for(fanout(args, b, children), args.max_seconds)
-        finally:
-            await b.close()
-
-    try:
-        result = asyncio.run(body())
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-        rc = 130
-    except Exception as exc:  # noqa: BLE001
-        print(f"\nfan-out bench failed: {type(exc).__name__}: {exc!r}", file=sys.stderr)
-        for child in children.all:
-            print(f"--- {child.name} (pid {child.pid}) log tail ---\n{child.tail(1500)}", file=sys.stderr)
-        rc = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        children.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+    result, rc = run_stack_bench("fan-out bench", options, tmp, children,
+                                 lambda b: fanout(args, b, children), args.max_seconds)
     if result:
         print_result(result)
         rc = rc or (1 if verdict(result) else 0)
         print(f"  wall time {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
         if not args.no_save:
-            out = BENCH / "results" / f"fanout-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
-            out.parent.mkdir(exist_ok=True)
-            out.write_text(json.dumps({"args": vars(args), "result": result}, indent=2))
-            print(f"  result: {out.relative_to(BENCH.parent)}")
+            save_result("fanout", started, {"args": vars(args), "result": result})
     return rc
 
 

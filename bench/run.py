@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +282,62 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temporal-config", action="append", default=[], metavar="KEY=VALUE",
                         help="extra dynamic config of the Temporal dev server, e.g. "
                         "limit.historyCount.suggestContinueAsNew=100 to see continue-as-new in a small run")
+
+
+# --- running a bench script -------------------------------------------------------------------------
+
+def interrupt_on_sigterm() -> None:
+    """A SIGTERM interrupts like Ctrl-C, so a killed bench still stops its children."""
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def report_failure(headline: str, children: Children) -> None:
+    """The failure, then every child's log tail: what went wrong is usually in a child."""
+    print(f"\n{headline}", file=sys.stderr)
+    for child in children.all:
+        print(f"--- {child.name} (pid {child.pid}) log tail ---\n{child.tail(1500)}", file=sys.stderr)
+
+
+def stop_children(children: Children) -> None:
+    # A second Ctrl-C must not cut the clean-up short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    children.stop_all()
+
+
+def run_stack_bench(what: str, options: argparse.Namespace, tmp: Path, children: Children,
+                    work: Callable[[Bench], Awaitable[dict[str, Any]]], max_seconds: float) -> tuple[dict[str, Any], int]:
+    """Run `work` against a Bench within max_seconds, then stop every child and remove tmp whatever happened.
+    Returns the result ({} if none) and the exit code so far (130 interrupted, 1 failed)."""
+    async def body() -> dict[str, Any]:
+        b = Bench(options, tmp, children)
+        try:
+            return await asyncio.wait_for(work(b), max_seconds)
+        finally:
+            await b.close()
+
+    try:
+        return asyncio.run(body()), 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping everything", file=sys.stderr)
+        return {}, 130
+    except Exception as exc:  # noqa: BLE001
+        report_failure(f"{what} failed: {type(exc).__name__}: {exc!r}", children)
+        return {}, 1
+    finally:
+        stop_children(children)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_result(kind: str, started: float, record: dict[str, Any]) -> None:
+    """Write bench/results/<kind>-<start time>.json and say where."""
+    out = BENCH / "results" / f"{kind}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(record, indent=2))
+    print(f"  result: {out.relative_to(BENCH.parent)}")
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -762,10 +818,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
     children = Children(tmp)
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    interrupt_on_sigterm()
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     started = time.time()
     load_before = os.getloadavg()
@@ -779,15 +832,10 @@ def main() -> int:
         print("\ninterrupted; stopping everything", file=sys.stderr)
         rc = 130
     except Exception as exc:  # noqa: BLE001
-        print(f"\nbenchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        for child in children.all:
-            print(f"--- {child.name} (pid {child.pid}) log tail ---\n{child.tail(1500)}", file=sys.stderr)
+        report_failure(f"benchmark failed: {type(exc).__name__}: {exc}", children)
         rc = 1
     finally:
-        # A second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        children.stop_all()
+        stop_children(children)
         failed = rc == 1 or any(r.get("error_count") for r in results.values())
         if failed and not args.keep_logs:
             logs = BENCH / "results" / f"logs-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}"

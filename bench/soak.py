@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -37,7 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import BENCH, Bench, Children, add_stack_arguments, group_sample, proc_sample, stack_options  # noqa: E402
+from run import (  # noqa: E402
+    Bench, Children, add_stack_arguments, group_sample, interrupt_on_sigterm, proc_sample, run_stack_bench, save_result,
+    stack_options,
+)
 
 WATCHED = ("temporal", "api", "worker", "postgres")  # worker2, worker3 … start with "worker"
 
@@ -216,38 +216,12 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hookline-soak-"))
     children = Children(tmp)
 
-    def on_term(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    interrupt_on_sigterm()
     started = time.time()
     print(f"hookline soak: {args.rate} events/s for {args.minutes} min (warm-up {args.warm_up_minutes} min); store "
           f"{args.database}, {args.workers} workers; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
-    result: dict[str, Any] = {}
-    rc = 0
-
-    async def body() -> dict[str, Any]:
-        b = Bench(stack_options(args), tmp, children)
-        try:
-            return await asyncio.wait_for(soak(args, b, children), max_seconds)
-        finally:
-            await b.close()
-
-    try:
-        result = asyncio.run(body())
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping everything", file=sys.stderr)
-        rc = 130
-    except Exception as exc:  # noqa: BLE001
-        print(f"\nsoak failed: {type(exc).__name__}: {exc!r}", file=sys.stderr)
-        for child in children.all:
-            print(f"--- {child.name} (pid {child.pid}) log tail ---\n{child.tail(1500)}", file=sys.stderr)
-        rc = 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        children.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+    result, rc = run_stack_bench("soak", stack_options(args), tmp, children,
+                                 lambda b: soak(args, b, children), max_seconds)
     if result:
         print_result(result, args.tolerance)
         v = result["verdict"]
@@ -255,10 +229,7 @@ def main() -> int:
             rc = rc or 1
         print(f"  wall time {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
         if not args.no_save:
-            out = BENCH / "results" / f"soak-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(started))}.json"
-            out.parent.mkdir(exist_ok=True)
-            out.write_text(json.dumps({"args": vars(args), "result": result}, indent=2))
-            print(f"  result: {out.relative_to(BENCH.parent)}")
+            save_result("soak", started, {"args": vars(args), "result": result})
     return rc
 
 

@@ -130,24 +130,17 @@ async def disable_endpoint(
 
 async def release_held(client: Client, settings: Settings, endpoint_id: str) -> None:
     """The endpoint is healthy again: what its breaker held goes now (a resume sweep, as after a pause)."""
-    await _sweep(
-        client,
-        settings,
-        operation="resume",
-        scope=endpoint_id,
-        page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
-    )
+    await _sweep_unsettled(client, settings, endpoint_id, operation="resume")
 
 
 async def close_deliveries(client: Client, settings: Settings, endpoint_id: str) -> None:
     """Like a disable's close, but raising if Temporal cannot be reached, for a caller that retries."""
-    await _sweep(
-        client,
-        settings,
-        operation="close",
-        scope=endpoint_id,
-        page=DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES]),
-    )
+    await _sweep_unsettled(client, settings, endpoint_id, operation="close")
+
+
+async def _sweep_unsettled(client: Client, settings: Settings, endpoint_id: str, *, operation: str) -> None:
+    page = DeliveryPageInput(endpoint_id=endpoint_id, statuses=[*UNSETTLED_STATUSES])
+    await _sweep(client, settings, operation=operation, scope=endpoint_id, page=page)
 
 
 async def delete_endpoint(*, session: AsyncSession, client: Client, settings: Settings, endpoint: Endpoint) -> None:

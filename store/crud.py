@@ -7,11 +7,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, func
 from sqlalchemy import select as core_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.core.ids import new_id
+from hookline.store import db
 from hookline.store.hot_path import first_row
 from hookline.store.tables import (
     Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventTarget, EventType, VersionDelivery, core_table,
@@ -102,12 +102,7 @@ async def create_event_type(
         created_at=now, updated_at=now,
     )
     session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return row
+    return row if await db.commit_unless_taken(session) else None
 
 
 

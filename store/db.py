@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -136,6 +136,17 @@ async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
             return work(conn)
 
     return await asyncio.get_running_loop().run_in_executor(_WRITE_THREADS, in_thread)
+
+
+async def commit_unless_taken(session: AsyncSession) -> bool:
+    """Commit the session's new rows; False, rolled back, when a unique key is taken (by another
+    request that wrote first, say)."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Row, and_, bindparam, func, insert
 from sqlalchemy import select as core_select
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,10 +48,7 @@ async def ensure_rows(session: AsyncSession, *, event_type: EventType) -> list[E
     v1 = implicit_v1(event_type)
     v1.id = new_id("etv")
     session.add(v1)
-    try:
-        await session.commit()
-    except IntegrityError:  # another request wrote it first
-        await session.rollback()
+    if not await db.commit_unless_taken(session):  # another request wrote it first
         return (await versions_of(session, names=[event_type.name]))[event_type.name]
     return [v1]
 
@@ -71,12 +67,7 @@ async def add_version(
     session.add(row)
     event_type.json_schema, event_type.description, event_type.updated_at = row.json_schema, row.description, now
     session.add(event_type)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return row
+    return row if await db.commit_unless_taken(session) else None
 
 
 async def update_version(

@@ -6,6 +6,7 @@ Nothing here is mocked: every piece is the program a user runs, started on 127.0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import json
 import os
@@ -25,8 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hookline.cli import dev_server_command, wait_for_port
+from hookline.core.config import Settings
+from hookline.store.db import dispose, make_engine, make_sessionmaker
 
 TOKEN = "test-admin-token"
 # One key for the test session: stacks restarted by a test still read what they stored.
@@ -505,6 +510,16 @@ class ApiClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+@contextlib.asynccontextmanager
+async def store_sessions(database_url: str, data_dir: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a store, opened as Hookline's processes open it; the engine is disposed after."""
+    engine = make_engine(Settings(database_url=database_url, data_dir=data_dir))
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await dispose(engine)
 
 
 async def wait_until(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30, every: float = 0.2) -> Any:

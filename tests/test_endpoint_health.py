@@ -55,6 +55,19 @@ async def subscribe_operator(api: ApiClient, receiver: Receiver, path: str) -> W
     return Webhook(await api.secret(HOOKLINE_APP, ops["id"]))
 
 
+async def watched_failing_endpoint(
+    api: ApiClient, receiver: Receiver, path: str, status: int, *, events: int
+) -> tuple[Webhook, str, dict, list[dict]]:
+    """An operator subscribed at path/ops, and a patient endpoint at `path` answering `status` to the
+    `events` events published to it: the verifier, the app id, the endpoint and the events."""
+    verifier = await subscribe_operator(api, receiver, path + "/ops")
+    receiver.set(path, status)
+    app_id = await api.create_app()
+    ep = await api.create_endpoint(app_id, receiver.url(path), retry=PATIENT_RETRY)
+    published = [await api.publish(app_id, "order.created", {"n": i}) for i in range(events)]
+    return verifier, app_id, ep, published
+
+
 def operational(receiver: Receiver, path: str, verifier: Webhook, endpoint_id: str) -> list[dict]:
     """The verified operational events about one endpoint (a signature that fails raises)."""
     events = [verifier.verify(r.body, r.headers) for r in receiver.at(path)]
@@ -68,11 +81,7 @@ def types(events: list[dict]) -> list[str]:
 async def test_a_failing_endpoint_gets_only_probes_then_every_event_after_recovery(
     api: ApiClient, health_stack: Stack, receiver: Receiver, path: str
 ) -> None:
-    verifier = await subscribe_operator(api, receiver, path + "/ops")
-    receiver.set(path, 500)
-    app_id = await api.create_app()
-    ep = await api.create_endpoint(app_id, receiver.url(path), retry=PATIENT_RETRY)
-    events = [await api.publish(app_id, "order.created", {"n": i}) for i in range(20)]
+    verifier, app_id, ep, events = await watched_failing_endpoint(api, receiver, path, 500, events=20)
 
     failing = await wait_until(lambda: endpoint(api, app_id, ep["id"]), lambda e: e["health"] == "failing", 60)
     assert failing["failing_since"] is not None and failing["status"] == "active"
@@ -116,11 +125,7 @@ async def test_a_failing_endpoint_gets_only_probes_then_every_event_after_recove
 async def test_auto_disable_dead_letters_and_notifies_then_replays_once_enabled(
     api: ApiClient, receiver: Receiver, path: str
 ) -> None:
-    verifier = await subscribe_operator(api, receiver, path + "/ops")
-    receiver.set(path, 503)
-    app_id = await api.create_app()
-    ep = await api.create_endpoint(app_id, receiver.url(path), retry=PATIENT_RETRY)
-    events = [await api.publish(app_id, "order.created", {"n": i}) for i in range(4)]
+    verifier, app_id, ep, events = await watched_failing_endpoint(api, receiver, path, 503, events=4)
 
     disabled = await wait_until(
         lambda: endpoint(api, app_id, ep["id"]), lambda e: e["status"] == "disabled", AUTO_DISABLE_AFTER_S + 60

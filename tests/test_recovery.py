@@ -12,9 +12,8 @@ from hookline.core.config import Settings
 from hookline.core.temporal import connect_temporal
 from hookline.services.recovery import recovery_schedule_id
 from hookline.store import hot_path
-from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.tables import Event, utcnow
-from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client, holds_for, wait_until
+from tests.harness import ApiClient, Receiver, Stack, StackFactory, api_client, holds_for, store_sessions, wait_until
 
 RECOVERY_S = 1
 
@@ -34,18 +33,14 @@ async def recovering_api(recovering_stack: Stack) -> AsyncIterator[ApiClient]:
 
 async def record_without_dispatch(stack: Stack, app_id: str, data: dict, key: str, age: timedelta) -> str:
     """What a publish leaves behind when its process died between recording and starting, `age` ago: a row only."""
-    engine = make_engine(Settings(database_url=stack.database_url, data_dir=stack.work_dir))
-    try:
-        async with make_sessionmaker(engine)() as session:
-            event, created = await hot_path.insert_event(
-                session, app_id=app_id, type="order.created", data=data, idempotency_key=key
-            )
-            assert created and not event.dispatched
-            await session.exec(update(Event).where(Event.id == event.id).values(created_at=utcnow() - age))
-            await session.commit()
-            return event.id
-    finally:
-        await dispose(engine)
+    async with store_sessions(stack.database_url, stack.work_dir) as sessions, sessions() as session:
+        event, created = await hot_path.insert_event(
+            session, app_id=app_id, type="order.created", data=data, idempotency_key=key
+        )
+        assert created and not event.dispatched
+        await session.exec(update(Event).where(Event.id == event.id).values(created_at=utcnow() - age))
+        await session.commit()
+        return event.id
 
 
 async def test_an_event_recorded_but_never_started_is_delivered_once(
@@ -90,12 +85,9 @@ async def test_a_published_event_is_marked_dispatched_by_its_workflow(
     await api.wait_event(app_id, delivered["id"])
 
     async def dispatched() -> dict[str, bool]:
-        engine = make_engine(Settings(database_url=recovering_stack.database_url, data_dir=recovering_stack.work_dir))
-        try:
-            async with make_sessionmaker(engine)() as session:
-                return {e: (await session.get(Event, e)).dispatched for e in (delivered["id"], unheard["id"])}
-        finally:
-            await dispose(engine)
+        stack = recovering_stack
+        async with store_sessions(stack.database_url, stack.work_dir) as sessions, sessions() as session:
+            return {e: (await session.get(Event, e)).dispatched for e in (delivered["id"], unheard["id"])}
 
     await wait_until(dispatched, lambda marks: all(marks.values()), timeout=10)
 

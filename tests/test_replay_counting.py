@@ -15,9 +15,9 @@ from hookline.core.temporal import connect_temporal
 from hookline.services import controls
 from hookline.services.errors import Conflict, TemporalUnavailable
 from hookline.store import crud
-from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.schema import migrate
 from hookline.store.tables import Delivery, Endpoint, Event, utcnow
+from tests.harness import store_sessions
 
 
 def replays(scope: str) -> float:
@@ -35,11 +35,8 @@ def keyring() -> Iterator[None]:
 async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     url = f"sqlite:///{tmp_path / 'count.db'}"
     migrate(url)
-    engine = make_engine(Settings(database_url=url, data_dir=tmp_path))
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await dispose(engine)
+    async with store_sessions(url, tmp_path) as sessions:
+        yield sessions
 
 
 async def test_a_dead_letter_replay_with_nothing_to_do_is_counted(

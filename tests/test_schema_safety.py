@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from hookline.core.config import Settings
 from hookline.store import crud
-from hookline.store.db import dispose, make_engine, make_sessionmaker
-from tests.harness import ApiClient, Stack
+from tests.harness import ApiClient, Stack, store_sessions
 from tests.test_api_inputs import assert_error, get_ok
 
 
@@ -99,13 +97,9 @@ async def test_schema_stored_by_an_older_version_with_a_remote_ref_never_fetches
     api: ApiClient, sqlite_stack: Stack, trap: Trap, tmp_path: Path
 ) -> None:
     name = new_name()
-    engine = make_engine(Settings(database_url=sqlite_stack.database_url, data_dir=tmp_path))
-    try:
-        async with make_sessionmaker(engine)() as session:
-            schema = {"type": "object", "properties": {"a": {"$ref": f"{trap.url}/old.json"}}}
-            await crud.create_event_type(session, name=name, description="old", json_schema=schema)
-    finally:
-        await dispose(engine)
+    async with store_sessions(sqlite_stack.database_url, tmp_path) as sessions, sessions() as session:
+        schema = {"type": "object", "properties": {"a": {"$ref": f"{trap.url}/old.json"}}}
+        await crud.create_event_type(session, name=name, description="old", json_schema=schema)
     app_id = await api.create_app()
 
     r = await api.http.post(f"/v1/apps/{app_id}/events", json={"type": name, "data": {"a": 1}})

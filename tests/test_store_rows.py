@@ -13,12 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hookline.api.routes.deliveries import DeliveryStatus as ApiDeliveryStatus
 from hookline.api.schemas import EndpointUpdate
 from hookline.core import crypto
-from hookline.core.config import Settings
 from hookline.core.statuses import DeliveryStatus, EndpointStatus
 from hookline.store import crud, hot_path
-from hookline.store.db import dispose, make_engine, make_sessionmaker
 from hookline.store.schema import migrate
 from hookline.store.tables import Endpoint, utcnow
+from tests.harness import store_sessions
 
 # The PostgreSQL case starts the shared cluster.
 pytestmark = pytest.mark.stack
@@ -44,11 +43,8 @@ async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     else:
         url = request.getfixturevalue("postgres").create_database()
     migrate(url)
-    engine = make_engine(Settings(database_url=url, data_dir=tmp_path))
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await dispose(engine)
+    async with store_sessions(url, tmp_path) as sessions:
+        yield sessions
 
 
 async def add_endpoint(session: AsyncSession, app_id: str, n: int, status: EndpointStatus, **fields: object) -> str:
