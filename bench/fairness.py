@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import DEV_WORKERS, Bench, Children, Outcome, Sampler, interrupt_on_sigterm, save_result  # noqa: E402
+from run import DEV_WORKERS, Bench, Children, Outcome, Sampler, interrupt_on_sigterm, ms, save_result  # noqa: E402
 
 # Of each mode's share of --max-seconds: kept for stopping the stack, and for Y's last arrivals.
 STOP_S = 12
@@ -44,7 +44,8 @@ async def measure(args: argparse.Namespace, fair: bool, budget_s: float) -> dict
     tmp = Path(tempfile.mkdtemp(prefix="hookline-fairness-"))
     children = Children(tmp)
     options = argparse.Namespace(
-        fairness=fair, workers=DEV_WORKERS, worker_variant=None, worker_env=[], ceiling_workers=0,
+        fairness=fair, workers=DEV_WORKERS, worker_variant=args.worker_variant, worker_env=args.worker_env, ceiling_workers=0,
+        temporal_config=args.temporal_config,
         ceiling_sandbox="on", bytecode_cache=False, scenario_timeout=60, low_load_gap=0.05,
     )
     b = Bench(options, tmp, children)
@@ -118,6 +119,7 @@ async def _flood(b: Bench, args: argparse.Namespace, app_x: str, app_y: str, end
         y.arrivals += [a for a in await b._receiver_arrivals() if a[1] == "/y"]
         await asyncio.sleep(0.05)
     await sampler.stop()
+    stages = await _y_stages(b, y)
     xf, yf = x.figures(), y.figures()
     last_x = max((at for _i, _k, at in x.arrivals), default=started)
     # Y's events still on their way had waited at least this long (their latency is more).
@@ -135,9 +137,40 @@ async def _flood(b: Bench, args: argparse.Namespace, app_x: str, app_y: str, end
         "y_publish_ms": yf["publish_ms"],
         "y_missing": len(missing),
         "y_missing_waited_s": {"min": round(min(missing), 1), "max": round(max(missing), 1)} if missing else None,
+        "y_stages_ms": stages,
         "errors": (x.errors + y.errors)[:10],
         **sampler.report(xf["deliveries_arrived"] + yf["deliveries_arrived"]),
     }
+
+
+async def _y_stages(b: Bench, y: Outcome) -> dict[str, Any]:
+    """Where Y's time went, from each Y workflow's history: the API (publish call start → workflow
+    started), the task queue (first workflow task scheduled → picked up by a worker: what fairness
+    orders), and the worker (picked up → arrival at the receiver)."""
+    from hookline.core.ids import event_workflow_id
+    from temporalio.api.enums.v1 import EventType
+
+    wall_minus_mono = time.time() - time.monotonic()
+    arrival = {event_id: at for event_id, _k, at in y.arrivals}
+    api, queue, worker = [], [], []
+    worst: list[tuple[float, float]] = []  # (publish, s after Y's first; queue wait, ms)
+    first = min((start for start, _end in y.starts.values()), default=0.0)
+    for event_id, (start, _end) in y.starts.items():
+        if event_id not in arrival:
+            continue
+        history = await b.temporal.get_workflow_handle(event_workflow_id(event_id)).fetch_history()
+        times: dict[int, float] = {}
+        for event in history.events:
+            times.setdefault(event.event_type, event.event_time.ToDatetime().timestamp() - wall_minus_mono)
+        started = times[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED]
+        scheduled = times[EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
+        picked = times[EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED]
+        api.append(started - start)
+        queue.append(picked - scheduled)
+        worst.append((round(start - first, 1), round((picked - scheduled) * 1000)))
+        worker.append(arrival[event_id] - picked)
+    worst.sort(key=lambda w: -w[1])
+    return {"api": ms(api), "queue": ms(queue), "worker": ms(worker), "queue_worst": worst[:8]}
 
 
 def print_mode(mode: str, r: dict[str, Any]) -> None:
@@ -147,6 +180,11 @@ def print_mode(mode: str, r: dict[str, Any]) -> None:
           f" ({r['x_deliveries_per_s']} deliveries/s)")
     print(f"  Y publish → receiver  p50 {e['p50']} ms  p99 {e['p99']} ms  max {e['max']} ms"
           f"  ({r['y_arrived']}/{r['y_events']} events; publish POST p50 {p['p50']} ms, p99 {p['p99']} ms)")
+    for stage, f in r["y_stages_ms"].items():
+        if stage == "queue_worst":
+            print(f"    longest queue waits (s after Y's first publish, ms): {f}")
+            continue
+        print(f"    {stage:<7} p50 {f['p50']} ms  p99 {f['p99']} ms  max {f['max']} ms")
     print("  CPU % (mean)   " + "  ".join(f"{k} {v}" for k, v in r["cpu_percent"].items())
           + f"  | everything else on the machine {r['others_cpu_percent']}")
     if r["y_missing"]:
@@ -175,6 +213,11 @@ def main() -> int:
     parser.add_argument("--modes", default="on,off", help="comma-separated: on, off [on,off]")
     parser.add_argument("--max-seconds", type=float, default=175,
                         help="time box of the whole run, shared equally by the modes; X's drain is cut short to keep it [175]")
+    parser.add_argument("--temporal-config", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra dynamic config of the dev server, e.g. matching.numTaskqueueReadPartitions=1")
+    parser.add_argument("--worker-variant", default=None, help="tweaks of bench/variant_worker.py, comma-separated")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment of the worker processes, e.g. HOOKLINE_WORKER_MAX_CONCURRENT_ACTIVITIES=50")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/fairness-<time>.json")
     args = parser.parse_args()
 
