@@ -13,7 +13,15 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import (
+    FixedSizeSlotSupplier,
+    ResourceBasedSlotConfig,
+    ResourceBasedSlotSupplier,
+    ResourceBasedTunerConfig,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkerTuner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from hookline.activities.delivery import DeliveryActivities
@@ -38,6 +46,12 @@ from hookline.workflows.recovery import DispatchRecoveryWorkflow
 from hookline.workflows.sweep import DeliverySweepWorkflow
 
 log = logging.getLogger("hookline.worker")
+
+# Workflow tasks one worker holds at most (the SDK's default), and at least, whatever the CPU.
+WORKFLOW_TASK_SLOTS = 100
+WORKFLOW_TASK_SLOTS_MIN = 5
+# The SDK's advice: workflows' memory is hard to predict, leave a fifth of the machine's free.
+TARGET_MEMORY = 0.8
 
 
 def _loopback_port() -> int:
@@ -71,6 +85,30 @@ def metrics_app(sdk_metrics_url: str | None) -> Callable[..., Iterable[bytes]]:
         return [body]
 
     return app
+
+
+def worker_tuner(settings: Settings) -> WorkerTuner:
+    """How many tasks of each kind one worker takes at once.
+
+    Workflow tasks (an event's first task resolves its endpoints and makes every first try) are
+    taken only while the machine's CPU is below HOOKLINE_WORKER_TARGET_CPU. What a busy worker
+    does not take waits in Temporal's task queue, where fairness orders it between
+    applications; taken, it would wait inside the worker, first come first served, behind the
+    flooding application's tasks. A worker that waits on slow receivers uses no CPU and keeps
+    taking tasks, up to WORKFLOW_TASK_SLOTS.
+    """
+    workflows: FixedSizeSlotSupplier | ResourceBasedSlotSupplier = FixedSizeSlotSupplier(WORKFLOW_TASK_SLOTS)
+    if settings.worker_target_cpu > 0:
+        workflows = ResourceBasedSlotSupplier(
+            ResourceBasedSlotConfig(minimum_slots=WORKFLOW_TASK_SLOTS_MIN, maximum_slots=WORKFLOW_TASK_SLOTS),
+            ResourceBasedTunerConfig(target_memory_usage=TARGET_MEMORY, target_cpu_usage=settings.worker_target_cpu),
+        )
+    return WorkerTuner.create_composite(
+        workflow_supplier=workflows,
+        activity_supplier=FixedSizeSlotSupplier(settings.worker_max_concurrent_activities),
+        local_activity_supplier=FixedSizeSlotSupplier(settings.worker_max_concurrent_activities),
+        nexus_supplier=FixedSizeSlotSupplier(1),  # no Nexus operations: a slot the SDK insists on
+    )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -125,8 +163,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                 health.recover,
                 health.auto_disable,
             ],
-            max_concurrent_activities=settings.worker_max_concurrent_activities,
-            max_concurrent_local_activities=settings.worker_max_concurrent_activities,
+            tuner=worker_tuner(settings),
             graceful_shutdown_timeout=timedelta(seconds=settings.delivery_timeout_s + 5),
         ):
             try:

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     fanout_window: int = Field(default=200, ge=1, le=1000)
     secret_rotation_grace_s: float = Field(default=24 * 3600.0, ge=0)
     worker_max_concurrent_activities: int = Field(default=500, ge=1)
+    # A worker takes another workflow task only while the machine's CPU is below this share
+    # (worker.worker_tuner says why); 0 turns that off: a fixed WORKFLOW_TASK_SLOTS.
+    worker_target_cpu: float = Field(default=0.9, ge=0, le=1)
     # Temporal's workflow sandbox re-imports the workflow module for every workflow run and
     # proxies its calls: a third of the worker's CPU per event. The workflows are deterministic by
     # design, and the replay tests and the PostgreSQL test stack run them inside the sandbox.

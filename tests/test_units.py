@@ -13,6 +13,7 @@ from hookline.core.event_types import is_valid_filter, subscribed
 from hookline.core.retry import RetrySchedule, default_schedule, effective_schedule
 from hookline.core.signing import generate_secret, is_valid_secret, signature_header
 from hookline.core.destinations import is_private_address
+from hookline.worker import WORKFLOW_TASK_SLOTS, WORKFLOW_TASK_SLOTS_MIN, worker_tuner
 from tests.harness import FAST_RETRY
 
 
@@ -176,3 +177,27 @@ def test_a_first_try_is_judged_the_same_live_and_replayed() -> None:
     paused: set[str] = set()
     assert _first_try_outcome(ApplicationError("paused", type=ENDPOINT_PAUSED, non_retryable=True), paused) == AGAIN
     assert paused == {"ep_1"}
+
+
+def test_workflow_tasks_are_taken_by_cpu_unless_the_target_is_zero() -> None:
+    from temporalio.worker import FixedSizeSlotSupplier, ResourceBasedSlotSupplier
+
+    by_cpu = worker_tuner(Settings(worker_target_cpu=0.75, worker_max_concurrent_activities=40))
+    workflows = by_cpu._get_workflow_task_slot_supplier()
+    assert isinstance(workflows, ResourceBasedSlotSupplier)
+    assert workflows.tuner_config.target_cpu_usage == 0.75
+    assert (workflows.slot_config.minimum_slots, workflows.slot_config.maximum_slots) == (
+        WORKFLOW_TASK_SLOTS_MIN, WORKFLOW_TASK_SLOTS,
+    )
+    assert by_cpu._get_activity_task_slot_supplier() == FixedSizeSlotSupplier(40)
+    assert by_cpu._get_local_activity_task_slot_supplier() == FixedSizeSlotSupplier(40)
+
+    fixed = worker_tuner(Settings(worker_target_cpu=0))
+    assert fixed._get_workflow_task_slot_supplier() == FixedSizeSlotSupplier(WORKFLOW_TASK_SLOTS)
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "lots"])
+def test_a_cpu_target_outside_zero_to_one_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_WORKER_TARGET_CPU", value)
+    with pytest.raises(ValueError):
+        Settings()
