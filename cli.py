@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from hookline.core import crypto
-from hookline.core.config import Settings
+from hookline.core.config import TEMPORAL_DEFAULT_PARTITIONS, Settings
 from hookline.core.temporal import SEARCH_ATTRIBUTES
 
 app = typer.Typer(help="Hookline: durable webhook delivery on Temporal.", no_args_is_help=True, add_completion=False)
@@ -34,19 +34,19 @@ def temporal_binary() -> str:
 
 # Task-queue fairness (server 1.29+; off by default): tasks are dispatched round-robin between
 # fairness keys (Hookline's: the application id), so one application's backlog does not hold up
-# another's events. Fairness is computed per partition. One partition instead of the default 4 made
-# fairness tighter in the reference measurements, but cost the benchmark 10-20 % of its throughput
-# against the ceiling (docs/performance.md), so the dev server keeps the default partitions.
+# another's events. Fairness is computed per partition: HOOKLINE_DEV_TASK_QUEUE_PARTITIONS (see
+# docs/operations.md, "Tenant fairness", for what one partition gives and costs).
 FAIRNESS_CONFIG = {
     "matching.enableFairness": "true",
 }
 
 
 def dev_server_command(
-    *, port: int, ui_port: int | None, db_file: Path | None, namespace: str = "default", fairness: bool = True
+    *, port: int, ui_port: int | None, db_file: Path | None, namespace: str = "default", fairness: bool = True,
+    partitions: int = TEMPORAL_DEFAULT_PARTITIONS,
 ) -> list[str]:
-    """`temporal server start-dev` on loopback, with Hookline's search attributes registered
-    and task-queue fairness on (`fairness=False` only to measure without it)."""
+    """`temporal server start-dev` on loopback, with Hookline's search attributes registered,
+    task-queue fairness on (`fairness=False` only to measure without it) and `partitions` per task queue."""
     cmd = [temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--namespace", namespace,
            "--log-level", "warn"]
     cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
@@ -62,6 +62,9 @@ def dev_server_command(
     cmd += ["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"]
     for key, value in (FAIRNESS_CONFIG if fairness else {}).items():
         cmd += ["--dynamic-config-value", f"{key}={value}"]
+    if partitions != TEMPORAL_DEFAULT_PARTITIONS:
+        for key in ("matching.numTaskqueueReadPartitions", "matching.numTaskqueueWritePartitions"):
+            cmd += ["--dynamic-config-value", f"{key}={partitions}"]
     return cmd
 
 
@@ -233,6 +236,7 @@ def dev(
                 ui_port=settings.ui_port,
                 db_file=settings.data_dir / "temporal.db",
                 namespace=settings.temporal_namespace,
+                partitions=settings.dev_task_queue_partitions,
             ),
             "temporal.log",
         )

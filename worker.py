@@ -194,4 +194,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python worker.py` is `hookline worker`, with its start-up checks (a key, a current schema).
+    from hookline.cli import app
+
+    app(["worker"])

@@ -7,6 +7,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
@@ -25,6 +26,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TemporalUnavailable, temporal_unavailable)
     app.add_exception_handler(TemporalRefused, temporal_refused)
     app.add_exception_handler(RPCError, temporal_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(InterfaceError, store_unavailable)
 
 
 async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -63,6 +66,16 @@ async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
 async def temporal_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"the workflow service is unavailable, try again: {exc}"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def store_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
+    # The store is down or restarting (the engine logs the outage and reconnects by itself). The
+    # exception's text may hold the database URL, and the URL a password: none of it goes out.
+    return JSONResponse(
+        {"detail": "the database is unavailable, try again"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )
@@ -115,5 +128,5 @@ CONFLICT: dict[int | str, dict[str, Any]] = {409: _error("The resource's state d
 # Routes that reach Temporal.
 TEMPORAL: dict[int | str, dict[str, Any]] = {
     502: _error("Temporal refused the call: the deployment needs fixing"),
-    503: _error("Temporal is unreachable; try again", **{"Retry-After": "Seconds to wait"}),
+    503: _error("Temporal or the database is unreachable; try again", **{"Retry-After": "Seconds to wait"}),
 }

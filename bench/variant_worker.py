@@ -10,9 +10,8 @@ It runs `worker.main()` unchanged except for what the tweaks patch in this proce
                measured no better than the sandbox
   autoscale    autoscaling workflow and activity task pollers
   quiet-httpx  the `httpx` logger at WARNING (no INFO line per delivery)
-  wftN         max_concurrent_workflow_tasks=N (the SDK's default is 100), e.g. wft8
-  tunerC       workflow slots from the SDK's resource-based tuner, target CPU C % (e.g. tuner90);
-               activity and local activity slots fixed as in the product
+  wftN         a fixed N workflow task slots instead of the product's by-CPU ones, e.g. wft8
+               (the by-CPU target itself: --worker-env HOOKLINE_WORKER_TARGET_CPU=0.8)
   pollsN       N workflow task pollers, half of them on the shared (not sticky) queue, e.g. polls8
   nosa         no upsert of the HooklineEndpointIds search attribute (measures its cost only)
 
@@ -32,7 +31,7 @@ TWEAKS = {"nosandbox", "passthrough", "autoscale", "quiet-httpx", "nosa"}
 
 
 def apply(tweaks: list[str]) -> None:
-    unknown = {t for t in tweaks if not t.startswith(("wft", "tuner", "polls"))} - TWEAKS
+    unknown = {t for t in tweaks if not t.startswith(("wft", "polls"))} - TWEAKS
     if unknown:
         raise SystemExit(f"unknown tweaks {sorted(unknown)}; known: {sorted(TWEAKS)}")
     import temporalio.worker
@@ -50,24 +49,20 @@ def apply(tweaks: list[str]) -> None:
         )
     for tweak in tweaks:
         if tweak.startswith("wft"):
-            extra["max_concurrent_workflow_tasks"] = int(tweak[3:])
+            from temporalio.worker import FixedSizeSlotSupplier, WorkerTuner
+
+            from hookline.core.config import get_settings
+
+            activities = get_settings().worker_max_concurrent_activities
+            extra["tuner"] = WorkerTuner.create_composite(
+                workflow_supplier=FixedSizeSlotSupplier(int(tweak[3:])),
+                activity_supplier=FixedSizeSlotSupplier(activities),
+                local_activity_supplier=FixedSizeSlotSupplier(activities),
+                nexus_supplier=FixedSizeSlotSupplier(1),
+            )
         if tweak.startswith("polls"):
             extra["max_concurrent_workflow_task_polls"] = int(tweak[5:])
             extra["nonsticky_to_sticky_poll_ratio"] = 1.0
-        if tweak.startswith("tuner"):
-            from temporalio.worker import (
-                FixedSizeSlotSupplier, ResourceBasedSlotConfig, ResourceBasedSlotSupplier, ResourceBasedTunerConfig,
-                WorkerTuner,
-            )
-
-            config = ResourceBasedTunerConfig(target_memory_usage=0.8, target_cpu_usage=int(tweak[5:]) / 100)
-            fixed = FixedSizeSlotSupplier(500)
-            extra["tuner"] = WorkerTuner.create_composite(
-                workflow_supplier=ResourceBasedSlotSupplier(ResourceBasedSlotConfig(maximum_slots=100), config),
-                activity_supplier=fixed, local_activity_supplier=fixed, nexus_supplier=FixedSizeSlotSupplier(10),
-            )
-            extra["max_concurrent_activities"] = None
-            extra["max_concurrent_local_activities"] = None
     if "autoscale" in tweaks:
         extra["workflow_task_poller_behavior"] = temporalio.worker.PollerBehaviorAutoscaling()
         extra["activity_task_poller_behavior"] = temporalio.worker.PollerBehaviorAutoscaling()

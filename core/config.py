@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookline.core.crypto import parse_keys
 
+# Partitions per task queue when nothing says otherwise: the Temporal server's own default.
+TEMPORAL_DEFAULT_PARTITIONS = 4
+
 
 class Settings(BaseSettings):
     # Errors name the setting, never echo its value: some values are keys.
@@ -56,6 +59,8 @@ class Settings(BaseSettings):
     workflow_sandbox: bool = False
     # One Python process delivers on one core at most.
     dev_workers: int = Field(default=2, ge=1, le=32)
+    # Partitions of each task queue on `hookline dev`'s Temporal server; 1: tighter tenant fairness.
+    dev_task_queue_partitions: int = Field(default=TEMPORAL_DEFAULT_PARTITIONS, ge=1, le=64)
     # How often the worker's recovery schedule looks for events recorded over two minutes ago
     # whose workflow was never started (the API or a producer died between the two steps).
     dispatch_recovery_s: float = Field(default=60.0, ge=1, le=3600)

@@ -159,3 +159,18 @@ def test_a_malformed_trusted_proxy_list_stops_the_api_with_its_name(value: str, 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "forwarded_allow_ips" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "hookline.db").exists()
+
+
+def test_the_compose_temporal_turns_fairness_on_for_hooklines_task_queue() -> None:
+    """Fairness keys change nothing until the server turns fairness on (docs/operations.md)."""
+    temporal = compose("docker-compose.temporal.yml")["services"]["temporal"]
+    [mount] = [v for v in temporal["volumes"] if "dynamicconfig" in v]
+    source, target, _mode = mount.split(":")
+    assert target == temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    config = yaml.safe_load((ROOT / source).read_text())
+    [rule] = config["matching.enableFairness"]
+    assert rule["value"] is True
+    defaults = Settings.model_fields
+    assert rule["constraints"] == {
+        "namespace": defaults["temporal_namespace"].default, "taskQueueName": defaults["task_queue"].default
+    }

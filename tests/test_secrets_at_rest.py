@@ -116,6 +116,9 @@ def test_a_client_cert_without_its_key_is_refused() -> None:
 # --- start-up without a key ----------------------------------------------------------------------
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def _bare_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
     return {**env, "HOOKLINE_ADMIN_TOKEN": TOKEN, **extra}
@@ -123,11 +126,15 @@ def _bare_env(**extra: str) -> dict[str, str]:
 
 # These start the program as a user does, one process each: the stack tier.
 @pytest.mark.stack
-@pytest.mark.parametrize("command", ["api", "worker", "rekey"])
+@pytest.mark.parametrize(
+    "command", [["-m", "hookline.cli", "api"], ["-m", "hookline.cli", "worker"], ["-m", "hookline.cli", "rekey"],
+                ["worker.py"]],  # README: `hookline worker`, or `python worker.py`
+    ids=["api", "worker", "rekey", "worker.py"],
+)
 @pytest.mark.parametrize("env", ["production", "development"])
-def test_no_process_starts_without_a_key(command: str, env: str, tmp_path: Path) -> None:
+def test_no_process_starts_without_a_key(command: list[str], env: str, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "hookline.cli", command], env=_bare_env(HOOKLINE_ENV=env, HOOKLINE_DATA_DIR=str(tmp_path)),
+        [sys.executable, *command], cwd=ROOT, env=_bare_env(HOOKLINE_ENV=env, HOOKLINE_DATA_DIR=str(tmp_path)),
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 2, result.stderr

@@ -127,6 +127,8 @@ def test_a_wait_beyond_the_slot_hold_becomes_a_workflow_timer_only_when_asked() 
         (["worker"], {"HOOKLINE_MAX_BODY_BYTES": "5"}, "max_body_bytes"),
         (["api"], {"HOOKLINE_DISPATCH_RECOVERY_S": "0"}, "dispatch_recovery_s"),
         (["worker"], {"HOOKLINE_WORKER_METRICS_PORT": "-1"}, "worker_metrics_port"),
+        (["dev"], {"HOOKLINE_DEV_TASK_QUEUE_PARTITIONS": "0"}, "dev_task_queue_partitions"),
+        (["worker"], {"HOOKLINE_WORKER_TARGET_CPU": "2"}, "worker_target_cpu"),
     ],
 )
 def test_a_bad_setting_stops_the_command_with_its_name(args: list[str], env: dict[str, str], complaint: str) -> None:
@@ -201,3 +203,21 @@ def test_a_cpu_target_outside_zero_to_one_is_refused(value: str, monkeypatch: py
     monkeypatch.setenv("HOOKLINE_WORKER_TARGET_CPU", value)
     with pytest.raises(ValueError):
         Settings()
+
+
+def _dynamic_config(cmd: list[str]) -> dict[str, str]:
+    values = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--dynamic-config-value"]
+    return dict(v.split("=", 1) for v in values)
+
+
+def test_the_dev_server_has_fairness_on_and_the_partitions_asked_for() -> None:
+    from hookline.cli import dev_server_command
+
+    default = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None))
+    assert default["matching.enableFairness"] == "true"
+    assert "matching.numTaskqueueReadPartitions" not in default  # the server's own 4
+    one = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None, partitions=1))
+    assert one["matching.numTaskqueueReadPartitions"] == one["matching.numTaskqueueWritePartitions"] == "1"
+    assert "matching.enableFairness" not in _dynamic_config(
+        dev_server_command(port=7233, ui_port=None, db_file=None, fairness=False)
+    )
