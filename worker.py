@@ -49,7 +49,7 @@ log = logging.getLogger("hookline.worker")
 
 # Workflow tasks one worker holds at most (the SDK's default), and at least, whatever the CPU.
 WORKFLOW_TASK_SLOTS = 100
-WORKFLOW_TASK_SLOTS_MIN = 5
+WORKFLOW_TASK_SLOTS_MIN = 10
 # The SDK's advice: workflows' memory is hard to predict, leave a fifth of the machine's free.
 TARGET_MEMORY = 0.8
 

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import Client
 
 from hookline.core.ids import event_workflow_id
-from tests.harness import ApiClient, Receiver, Stack, api_client, running_stack, wait_until
+from tests.harness import ApiClient, Receiver, Stack, api_client, running_stack, wait_for, wait_until
 
 RATE = 5
 EVENTS = 30
@@ -46,8 +46,11 @@ async def assert_delivered_once_at_the_rate(api: ApiClient, receiver: Receiver, 
 
 async def test_rate_limit_spaces_deliveries_and_spends_no_attempt(any_api: ApiClient, receiver: Receiver, path: str) -> None:
     app_id, events = await publish_burst(any_api, receiver, path)
-    # The last ones wait seconds for their slots, on a workflow timer: no activity is running for them.
-    last = events[-1]["id"]
+    # Once the first few went out, the rest wait seconds for their slots, on a workflow timer: no
+    # activity is running for them. Watch one of those (which one waits longest is up to the race).
+    await wait_for(lambda: len(receiver.at(path)) >= 3, timeout=30)
+    arrived = {r.headers["webhook-id"] for r in receiver.at(path)}
+    last = next(e["id"] for e in reversed(events) if e["id"] not in arrived)
     waiting = await wait_until(
         lambda: any_api.http.get(f"/v1/apps/{app_id}/events/{last}", params={"live": "true"}),
         lambda r: r.json()["deliveries"] and r.json()["deliveries"][0]["live"] == "waiting_retry",

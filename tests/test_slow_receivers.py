@@ -64,7 +64,7 @@ async def test_many_slow_first_tries_take_more_slots_than_the_minimum_and_hold_u
     slow_app, fast_app = await api.create_app("slow"), await api.create_app("fast")
     await api.create_endpoint(slow_app, receiver.url(slow_path))
     await api.create_endpoint(fast_app, receiver.url(fast_path))
-    many = 4 * WORKFLOW_TASK_SLOTS_MIN
+    many = 3 * WORKFLOW_TASK_SLOTS_MIN
     started = time.time()
     for i in range(many):
         await api.publish(slow_app, "order.created", {"i": i})
