@@ -21,6 +21,7 @@ store.hot_path.ensure_deliveries.)
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,17 +50,9 @@ def apply(tweaks: list[str]) -> None:
         )
     for tweak in tweaks:
         if tweak.startswith("wft"):
-            from temporalio.worker import FixedSizeSlotSupplier, WorkerTuner
-
-            from hookline.core.config import get_settings
-
-            activities = get_settings().worker_max_concurrent_activities
-            extra["tuner"] = WorkerTuner.create_composite(
-                workflow_supplier=FixedSizeSlotSupplier(int(tweak[3:])),
-                activity_supplier=FixedSizeSlotSupplier(activities),
-                local_activity_supplier=FixedSizeSlotSupplier(activities),
-                nexus_supplier=FixedSizeSlotSupplier(1),
-            )
+            # worker.worker_tuner's fixed branch, at N instead of its WORKFLOW_TASK_SLOTS.
+            os.environ["HOOKLINE_WORKER_TARGET_CPU"] = "0"
+            worker_module.WORKFLOW_TASK_SLOTS = int(tweak[3:])
         if tweak.startswith("polls"):
             extra["max_concurrent_workflow_task_polls"] = int(tweak[5:])
             extra["nonsticky_to_sticky_poll_ratio"] = 1.0
