@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from hookline.core import crypto
-from hookline.core.config import TEMPORAL_DEFAULT_PARTITIONS, Settings
+from hookline.core.config import DEV_PARTITIONS, TEMPORAL_DEFAULT_PARTITIONS, Settings
 from hookline.core.temporal import SEARCH_ATTRIBUTES
 
 app = typer.Typer(help="Hookline: durable webhook delivery on Temporal.", no_args_is_help=True, add_completion=False)
@@ -34,8 +34,8 @@ def temporal_binary() -> str:
 
 # Task-queue fairness (server 1.29+; off by default): tasks are dispatched round-robin between
 # fairness keys (Hookline's: the application id), so one application's backlog does not hold up
-# another's events. Fairness is computed per partition: HOOKLINE_DEV_TASK_QUEUE_PARTITIONS (see
-# docs/operations.md, "Tenant fairness", for what one partition gives and costs).
+# another's events. Fairness is computed per partition, hence one partition per task queue
+# (DEV_PARTITIONS; docs/operations.md, "Tenant fairness", says what that gives and costs).
 FAIRNESS_CONFIG = {
     "matching.enableFairness": "true",
 }
@@ -43,7 +43,7 @@ FAIRNESS_CONFIG = {
 
 def dev_server_command(
     *, port: int, ui_port: int | None, db_file: Path | None, namespace: str = "default", fairness: bool = True,
-    partitions: int = TEMPORAL_DEFAULT_PARTITIONS,
+    partitions: int = DEV_PARTITIONS,
 ) -> list[str]:
     """`temporal server start-dev` on loopback, with Hookline's search attributes registered,
     task-queue fairness on (`fairness=False` only to measure without it) and `partitions` per task queue."""
@@ -179,6 +179,30 @@ def _stop(procs: list[tuple[str, subprocess.Popen]], timeout: float = 30) -> Non
                 proc.wait()
 
 
+# In `hookline dev`'s data directory: its Temporal server's database, and the partitions per task
+# queue that server last ran with.
+TEMPORAL_DB_FILE = "temporal.db"
+PARTITIONS_FILE = "temporal-partitions"
+
+
+def dev_partitions(data_dir: Path, asked: int | None) -> int:
+    """The partitions per task queue of `hookline dev`'s server on this data directory, recorded there.
+
+    Fewer partitions than before would strand the tasks queued in the ones dropped, so a data
+    directory keeps what its server last ran with, unless HOOKLINE_DEV_TASK_QUEUE_PARTITIONS says
+    otherwise. One whose server ran before Hookline recorded this ran with Temporal's default.
+    """
+    recorded = data_dir / PARTITIONS_FILE
+    partitions = asked
+    if partitions is None and recorded.exists():
+        text = recorded.read_text().strip()
+        partitions = int(text) if text.isdigit() and 1 <= int(text) <= 64 else TEMPORAL_DEFAULT_PARTITIONS
+    if partitions is None:
+        partitions = TEMPORAL_DEFAULT_PARTITIONS if (data_dir / TEMPORAL_DB_FILE).exists() else DEV_PARTITIONS
+    recorded.write_text(f"{partitions}\n")
+    return partitions
+
+
 @app.command()
 def dev(
     port: Annotated[int | None, typer.Option(help="API port [HOOKLINE_PORT, 8000]")] = None,
@@ -234,9 +258,9 @@ def dev(
             dev_server_command(
                 port=settings.temporal_port,
                 ui_port=settings.ui_port,
-                db_file=settings.data_dir / "temporal.db",
+                db_file=settings.data_dir / TEMPORAL_DB_FILE,
                 namespace=settings.temporal_namespace,
-                partitions=settings.dev_task_queue_partitions,
+                partitions=dev_partitions(settings.data_dir, settings.dev_task_queue_partitions),
             ),
             "temporal.log",
         )

@@ -281,8 +281,7 @@ class DeliveryActivities:
                 if not self._settings.allow_private_targets:
                     blocked = await destination_refusal(endpoint.url)
                 if blocked is None:
-                    client = self._http.for_url(endpoint.url)
-                    async with client.stream("POST", endpoint.url, content=body.encode(), headers=headers) as response:
+                    async with self._http.post(endpoint.url, body.encode(), headers) as response:
                         response_body = await _read_head(response)
         except TimeoutError:
             error = f"timed out after {timeout_s:g}s"

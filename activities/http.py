@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import contextlib
+import select
 import socket
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -49,6 +50,55 @@ class RefusedConnect(httpcore.ConnectError):
 
 class DestinationBlocked(httpx.ConnectError):
     """A delivery's destination is not public (HOOKLINE_ALLOW_PRIVATE_TARGETS=false)."""
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """httpcore's test of an idle connection: readable means the server closed it (or sent what it
+    should not have), so the pool drops it; a closed socket counts as readable."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _SocketStream(httpcore.AsyncNetworkStream):
+    """An httpcore stream that looks its socket up once.
+
+    Before each request and after each response, the pool asks every idle connection whether its
+    socket is readable. Through anyio, each asking builds all of the socket's attributes, a
+    getpeername() system call among them: measured, a quarter of the CPU a delivery's POST costs.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _SocketStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+class SocketBackend(httpcore.AnyIOBackend):
+    """httpcore's anyio backend, with streams that answer the pool's readability test cheaply."""
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        return _SocketStream(await super().connect_tcp(*args, **kwargs))
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -278,29 +328,46 @@ class ClientPool:
         self, size: int = 8, *, public_only: bool = False, resolve: Resolver | None = None, proxy: str | None = None
     ) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+        self._transports = [self._transport(limits, public_only, resolve, proxy) for _ in range(size)]
         self._clients = [
             # No timeout of httpx's own (its default is 5 s per read): the delivery activity gives
             # each attempt one deadline, `delivery_timeout_s`, for connect, send and response.
-            httpx.AsyncClient(
-                transport=self._transport(limits, public_only, resolve, proxy), follow_redirects=False, trust_env=False,
-                timeout=None,
-            )
-            for _ in range(size)
+            httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False, timeout=None)
+            for transport in self._transports
         ]
 
     @staticmethod
     def _transport(
         limits: httpx.Limits, public_only: bool, resolve: Resolver | None, proxy: str | None
     ) -> PoolTransport:
-        backend: httpcore.AsyncNetworkBackend | None = None
+        backend: httpcore.AsyncNetworkBackend = SocketBackend()
         if proxy is not None:
-            backend = EgressProxyBackend(httpcore.AnyIOBackend(), proxy)
+            backend = EgressProxyBackend(backend, proxy)
         if public_only:
-            backend = PublicOnlyBackend(backend or httpcore.AnyIOBackend(), resolve)
+            backend = PublicOnlyBackend(backend, resolve)
         return PoolTransport(limits, backend)
 
     def for_url(self, url: str) -> httpx.AsyncClient:
-        return self._clients[zlib.crc32(url.encode()) % len(self._clients)]
+        return self._clients[self._shard(url)]
+
+    @contextlib.asynccontextmanager
+    async def post(self, url: str, content: bytes, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+        """POST and yield the response with its body unread; it is closed on exit.
+
+        Straight to the URL's transport, the one its client uses: a delivery needs nothing of
+        httpx.AsyncClient's own (cookies, auth, redirects, default headers), and going round it
+        saves about a sixth of a POST's CPU (measured).
+        """
+        request = httpx.Request("POST", url, content=content, headers=headers)
+        response = await self._transports[self._shard(url)].handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _shard(self, url: str) -> int:
+        return zlib.crc32(url.encode()) % len(self._clients)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self._clients))

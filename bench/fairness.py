@@ -1,7 +1,7 @@
 """Tenant fairness: how long application Y's events wait while application X's backlog drains.
 
     python bench/fairness.py                                 # fairness on, then off; ≈ 2.5 min on 2 cores
-    python bench/fairness.py --modes on --partitions 1       # as HOOKLINE_DEV_TASK_QUEUE_PARTITIONS=1
+    python bench/fairness.py --modes on --partitions 4       # as an older `hookline dev` data directory
 
 Per mode it starts the stack as bench/run.py does (the `hookline dev` shape: the Temporal dev
 server on a SQLite file, two worker processes, the API, SQLite for Hookline's store, the fast
@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hookline.core.config import TEMPORAL_DEFAULT_PARTITIONS  # noqa: E402
+from hookline.core.config import DEV_PARTITIONS  # noqa: E402
 from run import DEV_WORKERS, Bench, Children, Outcome, Sampler, interrupt_on_sigterm, ms, save_result  # noqa: E402
 
 # Of each mode's share of --max-seconds: kept for stopping the stack, and for Y's last arrivals.
@@ -215,8 +215,8 @@ def main() -> int:
     parser.add_argument("--modes", default="on,off", help="comma-separated: on, off [on,off]")
     parser.add_argument("--max-seconds", type=float, default=175,
                         help="time box of the whole run, shared equally by the modes; X's drain is cut short to keep it [175]")
-    parser.add_argument("--partitions", type=int, default=TEMPORAL_DEFAULT_PARTITIONS,
-                        help=f"partitions per task queue, as HOOKLINE_DEV_TASK_QUEUE_PARTITIONS [{TEMPORAL_DEFAULT_PARTITIONS}]")
+    parser.add_argument("--partitions", type=int, default=DEV_PARTITIONS,
+                        help=f"partitions per task queue, as `hookline dev` on a new data directory [{DEV_PARTITIONS}]")
     parser.add_argument("--temporal-config", action="append", default=[], metavar="KEY=VALUE",
                         help="extra dynamic config of the dev server, e.g. matching.numTaskqueueReadPartitions=1")
     parser.add_argument("--worker-variant", default=None, help="tweaks of bench/variant_worker.py, comma-separated")

@@ -57,7 +57,7 @@ sys.path.insert(0, str(BENCH))
 import httpx  # noqa: E402
 
 from hookline.cli import dev_server_command, wait_for_port  # noqa: E402
-from hookline.core.config import TEMPORAL_DEFAULT_PARTITIONS  # noqa: E402
+from hookline.core.config import DEV_PARTITIONS  # noqa: E402
 from hookline.core.config import Settings  # noqa: E402
 from hookline.core.crypto import generate_key  # noqa: E402
 
@@ -451,7 +451,7 @@ class Bench:
             dev_server_command(
                 port=self.temporal_port, ui_port=None, db_file=self.tmp / "temporal.db",
                 fairness=getattr(a, "fairness", True),  # bench/fairness.py measures without it too
-                partitions=getattr(a, "partitions", TEMPORAL_DEFAULT_PARTITIONS),
+                partitions=getattr(a, "partitions", DEV_PARTITIONS),
             ) + [arg for kv in getattr(a, "temporal_config", []) for arg in ("--dynamic-config-value", kv)],
         )
         receiver = self.children.start(

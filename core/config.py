@@ -13,6 +13,9 @@ from hookline.core.crypto import parse_keys
 
 # Partitions per task queue when nothing says otherwise: the Temporal server's own default.
 TEMPORAL_DEFAULT_PARTITIONS = 4
+# `hookline dev`'s, for a new data directory. Fairness is computed per partition: with one, another
+# application's events stay within a second behind a backlog (docs/operations.md, "Tenant fairness").
+DEV_PARTITIONS = 1
 
 
 class Settings(BaseSettings):
@@ -59,8 +62,9 @@ class Settings(BaseSettings):
     workflow_sandbox: bool = False
     # One Python process delivers on one core at most.
     dev_workers: int = Field(default=2, ge=1, le=32)
-    # Partitions of each task queue on `hookline dev`'s Temporal server; 1: tighter tenant fairness.
-    dev_task_queue_partitions: int = Field(default=TEMPORAL_DEFAULT_PARTITIONS, ge=1, le=64)
+    # Partitions of each task queue on `hookline dev`'s Temporal server. Unset: DEV_PARTITIONS for a
+    # new data directory, else what its server ran with (cli.dev_partitions).
+    dev_task_queue_partitions: int | None = Field(default=None, ge=1, le=64)
     # How often the worker's recovery schedule looks for events recorded over two minutes ago
     # whose workflow was never started (the API or a producer died between the two steps).
     dispatch_recovery_s: float = Field(default=60.0, ge=1, le=3600)

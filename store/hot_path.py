@@ -260,7 +260,7 @@ async def event_to_fan_out(session: AsyncSession, *, event_id: str) -> FanOutEve
         .select_from(EVENTS.outerjoin(TARGETS, TARGETS.c.event_id == EVENTS.c.id))
         .where(EVENTS.c.id == event_id)
     )
-    row = await first_row(session, stmt)
+    row: Any = await db.read(session, lambda conn: conn.execute(stmt).first())
     return FanOutEvent(*row) if row is not None else None
 
 
@@ -277,41 +277,45 @@ async def ensure_deliveries(
     endpoints, deliveries = ENDPOINTS, DELIVERIES
     target = event.target_endpoint_id
     targeted = target is not None
-    conn = await session.connection()
-    found: list[FanOutEndpoint] = []
-    after = after_endpoint_id
-    scanned = 0
-    while len(found) < limit and scanned < scan:
-        stmt = core_select(*_columns(endpoints, FanOutEndpoint._fields)).where(
-            endpoints.c.app_id == event.app_id, endpoints.c.status != EndpointStatus.DISABLED
-        )
-        if targeted:
-            stmt = stmt.where(endpoints.c.id == target)
-        if after:
-            stmt = stmt.where(endpoints.c.id > after)
-        batch = (await conn.execute(stmt.order_by(endpoints.c.id).limit(limit))).all()
-        if not batch:
-            after = None
-            break
-        scanned += len(batch)
-        for candidate in batch:
-            after = candidate.id
-            # A targeted event goes to its endpoint whatever that one subscribes to.
-            if targeted or subscribed(candidate.event_types, event.type):
-                found.append(FanOutEndpoint(*candidate))
-            if len(found) >= limit:
+
+    def read_page(conn: Connection) -> tuple[list[FanOutEndpoint], str | None, dict[str, FanOutDelivery]]:
+        found: list[FanOutEndpoint] = []
+        after = after_endpoint_id
+        scanned = 0
+        while len(found) < limit and scanned < scan:
+            stmt = core_select(*_columns(endpoints, FanOutEndpoint._fields)).where(
+                endpoints.c.app_id == event.app_id, endpoints.c.status != EndpointStatus.DISABLED
+            )
+            if targeted:
+                stmt = stmt.where(endpoints.c.id == target)
+            if after:
+                stmt = stmt.where(endpoints.c.id > after)
+            batch = conn.execute(stmt.order_by(endpoints.c.id).limit(limit)).all()
+            if not batch:
+                after = None
                 break
-        if len(batch) < limit and len(found) < limit:
-            after = None
-            break
-    # One read for the page's existing deliveries, one write for the missing ones.
-    existing: dict[str, FanOutDelivery] = {}
-    if found:
-        stmt = core_select(*_columns(deliveries, FanOutDelivery._fields)).where(
-            deliveries.c.event_id == event.id, deliveries.c.endpoint_id.in_([ep.id for ep in found])
-        )
-        existing = {d.endpoint_id: FanOutDelivery(*d) for d in (await conn.execute(stmt)).all()}
-    await session.commit()  # ends the read
+            scanned += len(batch)
+            for candidate in batch:
+                after = candidate.id
+                # A targeted event goes to its endpoint whatever that one subscribes to.
+                if targeted or subscribed(candidate.event_types, event.type):
+                    found.append(FanOutEndpoint(*candidate))
+                if len(found) >= limit:
+                    break
+            if len(batch) < limit and len(found) < limit:
+                after = None
+                break
+        # One read for the page's existing deliveries, one write (below) for the missing ones.
+        existing: dict[str, FanOutDelivery] = {}
+        if found:
+            stmt = core_select(*_columns(deliveries, FanOutDelivery._fields)).where(
+                deliveries.c.event_id == event.id, deliveries.c.endpoint_id.in_([ep.id for ep in found])
+            )
+            existing = {d.endpoint_id: FanOutDelivery(*d) for d in conn.execute(stmt).all()}
+        return found, after, existing
+
+    found, after, existing = await db.read(session, read_page)
+    await session.commit()  # ends the read in the session, where it ran (see db.read)
     now = utcnow()
     missing = []
     for endpoint in found:
@@ -344,8 +348,7 @@ async def load_for_delivery(
     session: AsyncSession, *, delivery_id: str
 ) -> tuple[DeliveryRow | None, EndpointRow | None, EventRow | None]:
     """A delivery with its endpoint and event, in one query; None where a row is gone."""
-    conn = await session.connection()
-    row = (await conn.execute(_LOAD_FOR_DELIVERY, {"delivery_id": delivery_id})).first()
+    row = await db.read(session, lambda conn: conn.execute(_LOAD_FOR_DELIVERY, {"delivery_id": delivery_id}).first())
     if row is None:
         return None, None, None
     # Each row's columns in turn; an id (its first column) of None: no row joined.

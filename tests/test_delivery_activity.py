@@ -1,8 +1,8 @@
 """The delivery activity, one HTTP attempt at a time, in seconds and without a stack.
 
 The activity runs under Temporal's ActivityEnvironment against a real SQLite store file; only the
-receiver is stood in for, by httpx's MockTransport under the worker's own client pool (so its
-client settings, redirects not followed included, are the ones production uses).
+receiver is stood in for, by httpx's MockTransport as the transport of the worker's own client pool
+(the one its POSTs go through, which follows no redirect).
 """
 
 from __future__ import annotations

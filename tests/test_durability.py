@@ -354,7 +354,6 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
         runs.append(DevRun(data_dir, api_port, temporal_port, ui_port, tmp_path))
         # The delivery fails about once a second until the restart; the circuit breaker would hold it.
         runs[-1].env["HOOKLINE_BREAKER_FAILURES"] = "1000000"
-        runs[-1].env["HOOKLINE_DEV_TASK_QUEUE_PARTITIONS"] = "1"  # the tighter-fairness shape, settable by a user
         return await runs[-1].start()
 
     def outputs() -> str:
@@ -374,7 +373,9 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
             assert len(first.children) == 4, first.children  # temporal, two workers (the default), api
             assert sum(c.endswith("-m hookline.cli worker") for c in first.children.values()) == 2, first.children
             [server] = [c for c in first.children.values() if " server start-dev " in c]
+            # A new data directory: one partition per task queue (tenant fairness), recorded there.
             assert "matching.enableFairness=true" in server and "matching.numTaskqueueReadPartitions=1" in server
+            assert (data_dir / "temporal-partitions").read_text() == "1\n"
             assert _port_open(ui_port)
 
             api = ApiClient(f"http://127.0.0.1:{api_port}", token=token)
@@ -422,6 +423,8 @@ async def test_hookline_dev_stops_cleanly_and_resumes_unfinished_deliveries(
 
             # Its terminal closed (SIGHUP): it stops everything too, and leaves nothing behind.
             second = runs[-1]
+            [server] = [c for c in second.children.values() if " server start-dev " in c]
+            assert "matching.numTaskqueueReadPartitions=1" in server  # what the directory's server ran with
             assert second.terminate(timeout=40, signum=signal.SIGHUP) < 30
             assert second.proc is not None and second.proc.returncode == 0, second.output()[-3000:]
             assert "stopped" in second.output()

@@ -2,6 +2,7 @@
 
 import base64
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -215,9 +216,38 @@ def test_the_dev_server_has_fairness_on_and_the_partitions_asked_for() -> None:
 
     default = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None))
     assert default["matching.enableFairness"] == "true"
-    assert "matching.numTaskqueueReadPartitions" not in default  # the server's own 4
-    one = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None, partitions=1))
-    assert one["matching.numTaskqueueReadPartitions"] == one["matching.numTaskqueueWritePartitions"] == "1"
+    assert default["matching.numTaskqueueReadPartitions"] == default["matching.numTaskqueueWritePartitions"] == "1"
+    four = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None, partitions=4))
+    assert "matching.numTaskqueueReadPartitions" not in four  # the server's own 4
+    eight = _dynamic_config(dev_server_command(port=7233, ui_port=None, db_file=None, partitions=8))
+    assert eight["matching.numTaskqueueReadPartitions"] == eight["matching.numTaskqueueWritePartitions"] == "8"
     assert "matching.enableFairness" not in _dynamic_config(
         dev_server_command(port=7233, ui_port=None, db_file=None, fairness=False)
     )
+
+
+def test_a_dev_data_directory_keeps_the_partitions_its_server_ran_with(tmp_path: Path) -> None:
+    """Fewer partitions would strand the tasks queued in the ones dropped: only a new data
+    directory, or the setting, gets one partition per task queue."""
+    from hookline.cli import PARTITIONS_FILE, TEMPORAL_DB_FILE, dev_partitions
+
+    new, old, recorded, unreadable = (tmp_path / name for name in ("new", "old", "recorded", "unreadable"))
+    for directory in (new, old, recorded, unreadable):
+        directory.mkdir()
+    (old / TEMPORAL_DB_FILE).write_bytes(b"")  # its server ran before Hookline recorded partitions
+    (recorded / TEMPORAL_DB_FILE).write_bytes(b"")
+    (recorded / PARTITIONS_FILE).write_text("2\n")
+    (unreadable / TEMPORAL_DB_FILE).write_bytes(b"")
+    (unreadable / PARTITIONS_FILE).write_text("lots")
+
+    assert dev_partitions(new, None) == 1
+    assert dev_partitions(old, None) == 4
+    assert dev_partitions(recorded, None) == 2
+    assert dev_partitions(unreadable, None) == 4
+    # Each is recorded, and kept by the next start.
+    assert [(d / PARTITIONS_FILE).read_text() for d in (new, old, recorded, unreadable)] == ["1\n", "4\n", "2\n", "4\n"]
+    (new / TEMPORAL_DB_FILE).write_bytes(b"")
+    assert dev_partitions(new, None) == 1
+    # The setting wins, and is what the directory keeps from then on.
+    assert dev_partitions(old, 1) == 1
+    assert dev_partitions(old, None) == 1
