@@ -49,11 +49,9 @@ async def update_endpoint(
     new_status: str | None = None,
 ) -> Endpoint:
     """Save `changes` to the endpoint; `new_status` pauses, resumes, disables or re-enables it with
-    them. Conflict for pausing a disabled endpoint (it must be re-enabled first)."""
+    them. Conflict for pausing a disabled endpoint (it must be re-enabled first: set_paused says so)."""
     if "rate_limit" in changes:
         changes = {**changes, "rate_next_at": None}  # the new rate counts from now, not from the old one's backlog
-    if new_status == EndpointStatus.PAUSED and endpoint.status == EndpointStatus.DISABLED:
-        raise Conflict("endpoint is disabled; PATCH status to active first")
     resumed = new_status == EndpointStatus.ACTIVE and endpoint.status == EndpointStatus.PAUSED
     if new_status == EndpointStatus.PAUSED or resumed:
         return await set_paused(

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,8 +14,8 @@ from hookline.core.ids import new_id
 from hookline.store import db
 from hookline.store.hot_path import first_row
 from hookline.store.tables import (
-    Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventTarget, EventType, VersionDelivery, core_table,
-    utcnow,
+    ApiKey, Application, Attempt, Delivery, Endpoint, Event, EventPayload, EventTarget, EventType, VersionDelivery,
+    core_table, utcnow,
 )
 
 
@@ -65,6 +65,11 @@ async def delete_app(session: AsyncSession, *, app: Application) -> None:
     await session.exec(delete(EventTarget).where(col(EventTarget.event_id).in_(event_ids)))
     await session.exec(delete(Event).where(col(Event.app_id) == app.id))
     await session.exec(delete(Endpoint).where(col(Endpoint.app_id) == app.id))
+    # Its keys, portal tokens included, are revoked with it: kept (the audit trail names them),
+    # listed no more, refused from the next request on.
+    await session.exec(
+        update(ApiKey).where(col(ApiKey.app_id) == app.id, col(ApiKey.revoked_at).is_(None)).values(revoked_at=utcnow())
+    )
     await session.delete(app)
     await session.commit()
 

@@ -226,7 +226,7 @@ class ApiKey(SQLModel, table=True):
     prefix: str
     name: str
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    # No foreign key: deleting an application leaves its keys, which then find nothing.
+    # No foreign key: deleting an application revokes its keys (crud.delete_app), kept for the audit trail.
     app_id: str | None = Field(default=None, index=True)
     created_at: datetime = _ts(nullable=False)
     expires_at: datetime | None = _ts(nullable=True)

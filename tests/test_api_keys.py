@@ -186,3 +186,20 @@ async def test_hostile_key_ids_and_cursors(api: ApiClient) -> None:
     for cursor in ("app_0123", "' OR 1=1", "x" * 129):
         assert (await api.http.get("/v1/api-keys", params={"cursor": cursor})).status_code == 422
     assert (await api.http.get("/v1/api-keys", params={"limit": 0})).status_code == 422
+
+
+async def test_deleting_an_application_revokes_its_keys(api: ApiClient) -> None:
+    app_id, other_app = await api.create_app(), await api.create_app()
+    bound = await create_key(api, ["app:write"], app_id)
+    other = await create_key(api, ["app:write"], other_app)
+    async with as_key(api, bound["key"]) as client, as_key(api, other["key"]) as other_client:
+        assert (await client.get(f"/v1/apps/{app_id}/endpoints")).status_code == 200
+        assert (await api.http.delete(f"/v1/apps/{app_id}")).status_code == 204
+        # Refused from the next request on, even where a missing application would answer 404.
+        assert (await client.get(f"/v1/apps/{app_id}/endpoints")).status_code == 401
+        assert (await client.get("/v1/apps")).status_code == 401
+        assert (await api.http.get(f"/v1/api-keys/{bound['id']}")).status_code == 404
+        listed = [k["id"] for k in (await api.http.get("/v1/api-keys", params={"limit": 250})).json()["data"]]
+        assert bound["id"] not in listed and other["id"] in listed
+        # Another application's key is untouched.
+        assert (await other_client.get(f"/v1/apps/{other_app}/endpoints")).status_code == 200

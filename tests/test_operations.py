@@ -176,9 +176,13 @@ async def test_410_gone_disables_the_endpoint_until_reenabled(api: ApiClient, re
     assert delivery["status"] == "dead_lettered" and delivery["attempts"] == 1 and delivery["last_status_code"] == 410
     got = (await api.http.get(base)).json()
     assert got["status"] == "disabled" and "410" in got["disabled_reason"]
+    details = set()
     for refused in (api.http.post(base + "/pause"), api.http.post(base + "/resume"),
                     api.http.patch(base, json={"status": "paused", "description": "changed?"})):
-        assert (await refused).status_code == 409
+        answer = await refused
+        assert answer.status_code == 409
+        details.add(answer.json()["detail"])
+    assert details == {"endpoint is disabled; PATCH status to active to re-enable it"}  # one message for all
     assert (await api.http.get(base)).json() == got  # a refused request changes nothing
 
     later = await api.publish(app_id, "invoice.paid", {})

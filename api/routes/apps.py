@@ -44,7 +44,8 @@ async def update_app(app: AppDep, body: AppUpdate, session: SessionDep) -> Appli
 
 @router.delete("/{app_id}", status_code=status.HTTP_204_NO_CONTENT, responses=CONFLICT)
 async def delete_app(app: AppDep, session: SessionDep) -> None:
-    """Delete the application with its endpoints, events, deliveries and attempts.
+    """Delete the application with its endpoints, events, deliveries and attempts; its API keys
+    (portal links included) are revoked.
 
     `app_hookline`, where Hookline publishes its operational events, cannot be deleted (409)."""
     if app.id == HOOKLINE_APP_ID:
