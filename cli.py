@@ -196,6 +196,7 @@ def dev_partitions(data_dir: Path, asked: int | None) -> int:
     partitions = asked
     if partitions is None and recorded.exists():
         text = recorded.read_text().strip()
+        # Unreadable: as for a directory from before the record.
         partitions = int(text) if text.isdigit() and 1 <= int(text) <= 64 else TEMPORAL_DEFAULT_PARTITIONS
     if partitions is None:
         partitions = TEMPORAL_DEFAULT_PARTITIONS if (data_dir / TEMPORAL_DB_FILE).exists() else DEV_PARTITIONS

@@ -114,6 +114,12 @@ async def dispose(engine: AsyncEngine) -> None:
     await engine.dispose()
 
 
+def _twin(session: AsyncSession) -> Engine | None:
+    """The synchronous twin of the session's SQLite file engine; None for any other database."""
+    bind: Any = session.bind
+    return _TWINS.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+
+
 async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
     """Run `work`, the statements of a short write transaction that runs often, and commit.
 
@@ -126,8 +132,7 @@ async def write(session: AsyncSession, work: Callable[[Connection], T]) -> T:
 
     A cancelled caller does not stop the thread: its transaction still commits or rolls back.
     """
-    bind: Any = session.bind
-    twin = _TWINS.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+    twin = _twin(session)
     if twin is None:
         result = await session.run_sync(lambda sync_session: work(sync_session.connection()))
         await session.commit()
@@ -148,8 +153,7 @@ async def read(session: AsyncSession, work: Callable[[Connection], T]) -> T:
     trip to its thread and back through the event loop each. The read ends with `work`. On
     PostgreSQL (and an in-memory SQLite) it runs in the session, whose transaction the caller ends.
     """
-    bind: Any = session.bind
-    twin = _TWINS.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+    twin = _twin(session)
     if twin is None:
         return await session.run_sync(lambda sync_session: work(sync_session.connection()))
 
